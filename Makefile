@@ -1,0 +1,207 @@
+# ringflow: one Makefile for the library, the tools, the tests, the benchmarks and fuzzers.
+#
+#   make                 build libringflow.{a,so}, ringflow.pc, examples (MODE=release)
+#   make test            install missing packages, build, run every test: unit and
+#                        integration tests, the same under ASan+UBSan, the concurrency
+#                        tests under TSan, the embedding example, fuzz corpus replays
+#   make run             build and run the embedding example (the daemon comes later)
+#   make bench           build and run the benchmarks (bench/README.md)
+#   make install PREFIX=/usr/local [DESTDIR=]
+#   make format          clang-format every C/C++ source in place
+#   MODE=release|debug|asan|tsan   builds into build/$(MODE)/ so modes never mix
+#   V=1                  print full command lines
+#
+# Every dependency is found with pkg-config; scripts/pkgconfig holds .pc files for the two
+# Debian packages that ship none (mimalloc, wslay). scripts/deps.sh installs packages; the
+# build/.deps stamp makes that one dpkg query per package per clean checkout.
+
+MODE ?= release
+BUILD := build/$(MODE)
+PREFIX ?= /usr/local
+DESTDIR ?=
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+export PKG_CONFIG_PATH := $(CURDIR)/scripts/pkgconfig$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH))
+
+CC ?= cc
+CXX ?= g++
+ifeq ($(CC),cc)
+CC := gcc
+endif
+
+# Libraries the engine links. mimalloc and xxhash are private; jansson and liburing
+# appear in the public header.
+LIB_PKGS := liburing jansson ck mimalloc libxxhash
+LIB_PKGS_PUBLIC := liburing jansson
+PKG_CFLAGS = $(shell pkg-config --cflags $(LIB_PKGS))
+PKG_LIBS = $(shell pkg-config --libs $(LIB_PKGS)) -lpthread
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+BASE_CFLAGS := -std=c17 -D_GNU_SOURCE -fPIC -g $(WARN) -I. -Iinclude -MMD -MP
+BASE_CXXFLAGS := -std=c++17 -D_GNU_SOURCE -g -Wall -Wextra -I. -Iinclude -MMD -MP
+
+ifeq ($(MODE),release)
+OPT := -O2
+else ifeq ($(MODE),debug)
+OPT := -O0 -DRF_DEBUG
+else ifeq ($(MODE),asan)
+OPT := -O1 -DRF_DEBUG -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+SAN_LDFLAGS := -fsanitize=address,undefined
+else ifeq ($(MODE),tsan)
+OPT := -O1 -DRF_DEBUG -fno-omit-frame-pointer -fsanitize=thread -Wno-tsan
+SAN_LDFLAGS := -fsanitize=thread
+else
+$(error MODE must be release, debug, asan or tsan)
+endif
+
+CFLAGS_ALL = $(BASE_CFLAGS) $(OPT) $(PKG_CFLAGS) $(CFLAGS)
+LDFLAGS_ALL = $(SAN_LDFLAGS) $(LDFLAGS)
+
+# --- sources ----------------------------------------------------------------------------
+
+LIB_SRCS := $(wildcard engine/*.c sched/*.c net/*.c storage/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIB_A := $(BUILD)/libringflow.a
+LIB_SO := $(BUILD)/libringflow.so
+PC := $(BUILD)/ringflow.pc
+
+TEST_SRCS := $(wildcard tests/*/test_*.c)
+TEST_BINS := $(TEST_SRCS:%.c=$(BUILD)/%)
+# A test whose source says RF_TEST_CONCURRENT also runs under TSan.
+TSAN_TEST_SRCS := $(shell grep -l RF_TEST_CONCURRENT $(TEST_SRCS) /dev/null 2>/dev/null)
+TEST_HELPER_SRCS := $(wildcard tests/support/*.c)
+TEST_HELPER_OBJS := $(TEST_HELPER_SRCS:%.c=$(BUILD)/%.o)
+
+STAGE := $(BUILD)/stage
+EMBED := $(BUILD)/examples/embed
+
+DEPS_STAMP := build/.deps
+
+.PHONY: all lib test test-unit test-asan test-tsan test-embed run bench bench-build \
+        install format clean deps check-format
+.DELETE_ON_ERROR:
+
+all: lib $(EMBED)
+
+lib: $(LIB_A) $(LIB_SO) $(PC)
+
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP): scripts/deps.sh
+	$(Q)scripts/deps.sh
+	$(Q)mkdir -p $(@D) && touch $@
+
+# Every object waits for the packages (order-only: a newer stamp rebuilds nothing).
+$(BUILD)/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/%.o: %.cc | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CXX     $<")
+	$(Q)$(CXX) $(BASE_CXXFLAGS) $(OPT) $(PKG_CFLAGS) $(BENCH_CFLAGS) $(CXXFLAGS) -c $< -o $@
+
+$(LIB_A): $(LIB_OBJS)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(LIB_SO): $(LIB_OBJS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -Wl,-soname,libringflow.so.0 -o $@ $^ $(LDFLAGS_ALL) $(PKG_LIBS)
+
+$(PC): Makefile
+	@mkdir -p $(@D)
+	$(Q)printf '%s\n' \
+	  'prefix=$(PREFIX)' 'includedir=$${prefix}/include' 'libdir=$${prefix}/lib' '' \
+	  'Name: ringflow' 'Description: high-throughput graph execution engine on io_uring' \
+	  'Version: 0.1.0' 'Requires: $(LIB_PKGS_PUBLIC)' 'Requires.private: ck libxxhash' \
+	  'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lringflow' \
+	  'Libs.private: -lmimalloc -lpthread' > $@
+
+# --- install, and a staged install the example is built against -------------------------
+
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/ringflow.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/libringflow.so.0
+	ln -sf libringflow.so.0 $(DESTDIR)$(PREFIX)/lib/libringflow.so
+	sed 's|^prefix=.*|prefix=$(PREFIX)|' $(PC) > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ringflow.pc
+
+# The example is compiled exactly as a user would: against an installed tree, through
+# ringflow.pc, linking the static library.
+$(STAGE)/.done: $(LIB_A) $(LIB_SO) $(PC) include/ringflow.h
+	$(Q)$(MAKE) --no-print-directory install PREFIX=$(CURDIR)/$(STAGE) DESTDIR= >/dev/null
+	$(Q)touch $@
+
+$(EMBED): examples/embed.c $(STAGE)/.done
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $< (against $(STAGE)/lib/pkgconfig/ringflow.pc)")
+	$(Q)PKG_CONFIG_PATH=$(CURDIR)/$(STAGE)/lib/pkgconfig:$(PKG_CONFIG_PATH) && \
+	  $(CC) -std=c17 -D_GNU_SOURCE -Wall -Wextra $(OPT) $(SAN_LDFLAGS) \
+	  $$(pkg-config --cflags ringflow) $< -o $@ \
+	  $$(pkg-config --static --libs ringflow | sed 's/-lringflow/-l:libringflow.a/')
+
+# --- tests -------------------------------------------------------------------------------
+
+$(BUILD)/tests/%: tests/%.c $(LIB_A) $(TEST_HELPER_OBJS) | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS_ALL) $< $(TEST_HELPER_OBJS) $(LIB_A) -o $@ $(LDFLAGS_ALL) \
+	  $(PKG_LIBS) $$(pkg-config --libs cmocka)
+
+# Unit and integration tests in the current MODE.
+test-unit: $(TEST_BINS) $(EMBED)
+	$(Q)scripts/run-tests.sh "$(MODE)" $(TEST_BINS) $(EMBED)
+
+test-asan:
+	$(Q)$(MAKE) --no-print-directory MODE=asan test-unit
+
+test-tsan:
+	$(Q)$(MAKE) --no-print-directory MODE=tsan $(TSAN_TEST_SRCS:%.c=build/tsan/%)
+	$(Q)scripts/run-tests.sh tsan $(TSAN_TEST_SRCS:%.c=build/tsan/%)
+
+test: $(DEPS_STAMP)
+	$(Q)$(MAKE) --no-print-directory MODE=release test-unit
+	$(Q)$(MAKE) --no-print-directory test-asan
+	$(Q)$(MAKE) --no-print-directory test-tsan
+
+run: $(EMBED)
+	$(EMBED)
+
+# --- benchmarks ----------------------------------------------------------------------------
+
+BENCH_CFLAGS = $(shell pkg-config --cflags benchmark tbb)
+BENCH_DAG := $(BUILD)/bench/dag
+BENCH_MICRO := $(BUILD)/bench/micro
+BENCH_DAG_OBJS := $(BUILD)/bench/dag.o $(BUILD)/bench/shapes.o $(BUILD)/bench/dag_tbb.o
+BENCH_MICRO_OBJS := $(BUILD)/bench/micro.o
+
+$(BENCH_DAG): $(BENCH_DAG_OBJS) $(LIB_A)
+	$(Q)$(CXX) -o $@ $^ $(LDFLAGS_ALL) $(PKG_LIBS) $$(pkg-config --libs tbb)
+
+$(BENCH_MICRO): $(BENCH_MICRO_OBJS) $(LIB_A)
+	$(Q)$(CXX) -o $@ $^ $(LDFLAGS_ALL) $(PKG_LIBS) $$(pkg-config --libs benchmark)
+
+bench-build: $(BENCH_DAG) $(BENCH_MICRO)
+
+bench: bench-build
+	$(BENCH_MICRO) --benchmark_min_time=0.2
+	$(BENCH_DAG)
+
+# --- housekeeping --------------------------------------------------------------------------
+
+FORMAT_SRCS = $(wildcard include/*.h engine/*.[ch] sched/*.[ch] net/*.[ch] storage/*.[ch] \
+                tests/*/*.[ch] bench/*.[ch] bench/*.cc fuzz/*.c examples/*.c)
+format:
+	clang-format -i $(FORMAT_SRCS)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,252 @@
+/*
+ * engine/event.c: the per-execution event queue, and events as the spec's JSON.
+ *
+ * An execution's nodes run on any shard, yet its events must reach the application in
+ * `seq` order with no gap, one callback at a time. Each execution has an rf_evq: a short
+ * spin lock that covers only "take the next seq, append the small record". Taking the seq
+ * under the same lock as the append makes the order of the queue the order of seq, and
+ * because a node emits its terminal event before it releases its successors (the join
+ * counter's acq_rel), causality is preserved: a successor's node.started always gets a
+ * larger seq than every dep's end.
+ *
+ * Delivery is combining: the thread that appends to an idle queue becomes the deliverer.
+ * It swaps the pending array for its spare one, drops the lock, runs the callbacks, and
+ * loops until the queue is empty; other threads just append and go on, never waiting for a
+ * callback. The DONE marker, appended after the execution's final event, makes the
+ * deliverer run the `done` callback and hand the execution back to its home shard; nothing
+ * is appended after it, so the deliverer never touches the execution again.
+ *
+ * Records are small and own no JSON except an error reference: outputs and params are
+ * read from the execution at delivery (they are immutable once their node is terminal).
+ * Executions without an event callback never reach this file except for DONE.
+ */
+#include "engine/rf.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mimalloc.h>
+
+#include "engine/internal.h"
+#include "sched/shard.h"
+
+static void evq_lock(struct rf_evq *q)
+{
+    for (;;) {
+        /* Acquire: the critical section sees the previous holder's writes. */
+        if (!atomic_exchange_explicit(&q->lock, 1, memory_order_acquire))
+            return;
+        /* Relaxed spin on a read until the holder (a few dozen instructions) is done. */
+        while (atomic_load_explicit(&q->lock, memory_order_relaxed))
+            __builtin_ia32_pause();
+    }
+}
+
+static void evq_unlock(struct rf_evq *q)
+{
+    /* Release: publishes the critical section to the next holder. */
+    atomic_store_explicit(&q->lock, 0, memory_order_release);
+}
+
+static int evq_reserve(struct rf_evq *q)
+{
+    if (q->len < q->cap)
+        return 0;
+    uint32_t cap = q->cap ? q->cap * 2 : 16;
+    struct rf_evrec *b = mi_realloc(q->buf, cap * sizeof(*b));
+    if (!b)
+        return -ENOMEM;
+    q->buf = b;
+    q->cap = cap;
+    return 0;
+}
+
+static void build_event(struct rf_exec *ex, const struct rf_evrec *r, rf_event *ev,
+                        json_t **tmp)
+{
+    const rf_plan *p = ex->plan;
+
+    memset(ev, 0, sizeof(*ev));
+    ev->seq = r->seq;
+    ev->ts_us = r->ts_us;
+    ev->type = (rf_event_type)r->type;
+    ev->exec_id = ex->id;
+    ev->node = -1;
+    ev->item = -1;
+    ev->error = r->error;
+    if (r->type >= RF_EV_NODE_STARTED && r->type <= RF_EV_NODE_CANCELED) {
+        ev->node = (int32_t)r->node;
+        ev->node_id = p->nodes[r->node].id;
+        ev->attempt = r->attempt;
+        ev->retry_in_ms = r->retry_in_ms;
+        if (r->type == RF_EV_NODE_STARTED)
+            ev->params = p->nodes[r->node].config;
+        if (r->type == RF_EV_NODE_SUCCEEDED || r->type == RF_EV_NODE_CACHED)
+            ev->output = ex->ns[r->node].output ? ex->ns[r->node].output : json_null();
+        ev->cached = r->type == RF_EV_NODE_CACHED;
+    } else if (r->type == RF_EV_EXECUTION_SUCCEEDED) {
+        *tmp = rf_exec_output(ex);
+        ev->output = *tmp;
+    } else if (r->type == RF_EV_EXECUTION_FAILED && !ev->error) {
+        ev->error = ex->error;
+    }
+}
+
+/* The last step of an execution: done callback, waiters, then home. After the send the
+ * execution may be freed at any moment. */
+static void finalize(struct rf_exec *ex)
+{
+    struct rf_shard *home = ex->eng->shards[ex->home];
+
+    if (ex->cb.done)
+        ex->cb.done(ex->cb.ud, ex);
+    /* Release: rf_exec_wait's acquire load then sees every write of the execution; the
+     * exchange tells us whether a waiter announced itself (2), so the common case makes
+     * no syscall. */
+    if (atomic_exchange_explicit(&ex->done, 1, memory_order_acq_rel) == 2)
+        rf__futex_wake_all(&ex->done);
+    /* The inbox has room: the execution's in-flight reservation guarantees it. */
+    bool sent = rf__shard_send(home, ex, RF_MSG_DONE);
+    RF_ASSERT(sent);
+}
+
+/* Called with the lock held and `delivering` set; returns with the lock released. */
+static void deliver(struct rf_exec *ex)
+{
+    struct rf_evq *q = &ex->evq;
+
+    for (;;) {
+        if (q->len == 0) {
+            q->delivering = false;
+            evq_unlock(q);
+            return;
+        }
+        struct rf_evrec *batch = q->buf;
+        uint32_t n = q->len, cap = q->cap;
+        q->buf = q->spare;
+        q->cap = q->spare_cap;
+        q->len = 0;
+        q->spare = NULL;
+        q->spare_cap = 0;
+        evq_unlock(q);
+
+        for (uint32_t i = 0; i < n; i++) {
+            struct rf_evrec *r = &batch[i];
+            if (r->type == RF_EVREC_DONE) {
+                RF_ASSERT(i == n - 1);
+                mi_free(batch);
+                finalize(ex);
+                return;
+            }
+            json_t *tmp = NULL;
+            rf_event ev;
+            build_event(ex, r, &ev, &tmp);
+            ex->cb.event(ex->cb.ud, &ev);
+            json_decref(tmp);
+            json_decref(r->error);
+        }
+
+        evq_lock(q);
+        RF_DASSERT(q->spare == NULL);
+        q->spare = batch;
+        q->spare_cap = cap;
+    }
+}
+
+static void evq_append(struct rf_exec *ex, struct rf_evrec *r)
+{
+    struct rf_evq *q = &ex->evq;
+
+    evq_lock(q);
+    /* A failed append would lose an event and break the gap-free contract. */
+    RF_ASSERT(evq_reserve(q) == 0);
+    if (r->type != RF_EVREC_DONE) {
+        r->seq = ++q->seq;
+        r->ts_us = rf_wall_us(); /* under the lock: ts never goes back as seq goes up */
+    }
+    q->buf[q->len++] = *r;
+    if (q->delivering) {
+        evq_unlock(q);
+        return;
+    }
+    q->delivering = true;
+    deliver(ex);
+}
+
+void rf__evq_emit(struct rf_exec *ex, uint8_t type, uint32_t node, uint32_t attempt,
+                  uint32_t retry_in_ms, json_t *error)
+{
+    struct rf_evrec r = {
+        .type = type,
+        .node = node,
+        .attempt = attempt,
+        .retry_in_ms = retry_in_ms,
+        .error = error,
+    };
+
+    RF_DASSERT(ex->cb.event != NULL);
+    evq_append(ex, &r);
+}
+
+void rf__evq_done(struct rf_exec *ex)
+{
+    struct rf_evrec r = {.type = RF_EVREC_DONE};
+
+    if (!ex->cb.event) {
+        finalize(ex);
+        return;
+    }
+    evq_append(ex, &r);
+}
+
+void rf__evq_fini(struct rf_evq *q)
+{
+    for (uint32_t i = 0; i < q->len; i++)
+        json_decref(q->buf[i].error);
+    mi_free(q->buf);
+    mi_free(q->spare);
+    q->buf = q->spare = NULL;
+}
+
+json_t *rf__error_json(const rf_error *err, const char *node_id)
+{
+    json_t *o = json_pack("{s:s, s:s}", "code", err->code[0] ? err->code : "error", "message",
+                          err->message);
+    if (o && node_id)
+        json_object_set_new(o, "node", json_string(node_id));
+    return o;
+}
+
+/* --- the spec's JSON form ------------------------------------------------------------ */
+
+json_t *rf_event_json(const rf_event *ev)
+{
+    char ts[RF_TS_LEN];
+    json_t *o = json_object();
+
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "execution_id", json_string(ev->exec_id));
+    json_object_set_new(o, "seq", json_integer((json_int_t)ev->seq));
+    json_object_set_new(o, "ts", json_string(rf_fmt_ts(ev->ts_us, ts)));
+    json_object_set_new(o, "type", json_string(rf_event_type_name(ev->type)));
+    if (ev->node_id) {
+        json_object_set_new(o, "node", json_string(ev->node_id));
+        if (ev->item >= 0)
+            json_object_set_new(o, "item", json_integer(ev->item));
+        json_object_set_new(o, "attempt", json_integer(ev->attempt));
+        json_object_set_new(o, "cached", json_boolean(ev->cached));
+    }
+    if (ev->lineage_hash)
+        json_object_set_new(o, "lineage_hash", json_string(ev->lineage_hash));
+    if (ev->params)
+        json_object_set(o, "params", (json_t *)ev->params);
+    if (ev->output)
+        json_object_set(o, "output", (json_t *)ev->output);
+    if (ev->error)
+        json_object_set(o, "error", (json_t *)ev->error);
+    if (ev->type == RF_EV_NODE_RETRYING)
+        json_object_set_new(o, "retry_in_ms", json_integer(ev->retry_in_ms));
+    return o;
+}

@@ -1,0 +1,263 @@
+/*
+ * engine/internal.h: the structures the engine (engine/) and the shard runtime (sched/)
+ * share: the engine, plans, executions with their per-node state, tasks, and the event
+ * queue. Nothing here is installed; applications see only the opaque types of ringflow.h.
+ *
+ * Memory per execution: one block, allocated by rf_submit(), holding the execution header
+ * and one 16-byte rf_nstate per node. Nothing else is allocated per node on the data path:
+ * ready nodes travel as 64-bit tokens (execution slot | node index) through the deques,
+ * attempts that wait (async kinds, timeouts, retry back-off) borrow an rf_task from their
+ * shard's pool, and events are only built when the execution has an event callback.
+ *
+ * Who writes what:
+ *   - a plan is immutable after rf_plan_compile();
+ *   - an execution's header is immutable after rf_submit() except the fields marked
+ *     atomic, the event queue (its own lock) and the home-list links (home shard only);
+ *   - a node's rf_nstate is written by the one shard running the node at a time: the
+ *     join counter hands the node over (acq_rel), a deque or an inbox carries it between
+ *     shards (release/acquire), and `status` is stored with release after `output`, so a
+ *     reader that loads a terminal status with acquire sees the output.
+ */
+#ifndef RF_ENGINE_INTERNAL_H
+#define RF_ENGINE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "engine/rf.h"
+
+struct rf_shard;
+
+/* --- kinds -------------------------------------------------------------------------- */
+
+struct rf_kind_ent {
+    rf_kind k;         /* name points at `name` below */
+    char name[64];
+    uint32_t index;
+};
+
+/* --- plans -------------------------------------------------------------------------- */
+
+enum {
+    RF_PN_SINK = 1u << 0,    /* no successors: its end counts toward the execution's end */
+    RF_PN_TIMEOUT = 1u << 1, /* timeout_ms > 0 */
+    RF_PN_SYNC = 1u << 2,    /* kind is RF_KIND_SYNC */
+};
+
+/* Hot per-node data, read by every run of the node: 40 bytes. */
+struct rf_pnode {
+    const struct rf_kind_ent *kind;
+    const json_t *config; /* JSON null when none; the params in this issue */
+    const char *id;       /* in plan->strtab */
+    uint32_t succ_off;    /* successors are plan->succ[succ_off .. succ_off + nsucc) */
+    uint32_t nsucc;
+    uint8_t trigger;      /* rf_trigger */
+    uint8_t flags;        /* RF_PN_* */
+};
+
+/* Cold per-node data: read on retries, timeouts, events and diagnostics. */
+struct rf_pnode_cold {
+    const char *kind_name; /* in plan->strtab: valid even after the engine is freed */
+    uint32_t timeout_ms;
+    rf_retry retry;        /* defaults applied */
+};
+
+struct rf_plan {
+    _Atomic uint32_t refs; /* executions and the application; relaxed inc, acq_rel dec */
+    uint32_t n;
+    uint32_t nsinks;
+    uint32_t nroots;
+    struct rf_pnode *nodes;
+    struct rf_pnode_cold *cold;
+    uint32_t *succ;
+    uint32_t *join0; /* in-degree of each node: an execution's initial join counters */
+    uint32_t *roots;
+    char *strtab; /* name and node ids */
+    const char *name;
+    rf_engine *eng;
+    size_t bytes;
+};
+
+/* --- executions --------------------------------------------------------------------- */
+
+/* rf_exec.ctl bits: one word so the per-node check is one load. */
+enum {
+    RF_CTL_CANCEL = 1u << 0,      /* cancellation requested */
+    RF_CTL_FAILED = 1u << 1,      /* a node failed for good: start nothing new (fail fast) */
+    RF_CTL_NODE_CANCELED = 1u << 2, /* a node ended canceled */
+};
+
+/* rf_nstate.flags */
+enum {
+    RF_NS_DEP_BAD = 1u << 0, /* a dep ended failed, skipped or canceled */
+};
+
+struct rf_nstate {
+    _Atomic uint32_t join;     /* deps not yet terminal; the one who takes it to 0 runs it */
+    _Atomic uint8_t status;    /* rf_status; release-stored after output and error */
+    _Atomic uint8_t flags;     /* RF_NS_*; set by deps before their join decrement */
+    _Atomic uint16_t attempts; /* attempts started; relaxed, readers want a snapshot */
+    json_t *output;            /* set once before status becomes succeeded */
+};
+
+/* An event as queued: small, no JSON built. Payloads are read at delivery time from the
+ * execution (outputs, params) except the error, which the record owns a reference to. */
+struct rf_evrec {
+    uint64_t seq;
+    int64_t ts_us;
+    uint8_t type; /* rf_event_type, or RF_EVREC_DONE */
+    uint32_t node;
+    uint32_t attempt;
+    uint32_t retry_in_ms;
+    json_t *error; /* owned reference or NULL */
+};
+
+#define RF_EVREC_DONE 0xff /* not an event: run the done callback, then release the exec */
+
+struct rf_evq {
+    _Atomic uint32_t lock;  /* test-and-test-and-set spin lock: held for an append only */
+    bool delivering;        /* under lock: a thread is running the callbacks */
+    uint64_t seq;           /* under lock: last seq given */
+    struct rf_evrec *buf;   /* under lock: pending records */
+    uint32_t len, cap;
+    struct rf_evrec *spare; /* the deliverer's batch; swapped with buf under lock */
+    uint32_t spare_cap;
+};
+
+#define RF_EXEC_ID_LEN 27 /* 26 Crockford base32 characters and a NUL */
+
+struct rf_exec {
+    /* immutable after submit */
+    rf_engine *eng;
+    rf_plan *plan;
+    json_t *inputs;
+    rf_callbacks cb;
+    int64_t created_us;
+    uint32_t home;
+    uint32_t slot;  /* global slot, set by the home shard before any node runs */
+    char id[RF_EXEC_ID_LEN];
+
+    /* shared, written by any shard running its nodes */
+    _Atomic uint32_t refs RF_ALIGNED_CL; /* handles plus the engine's own reference */
+    _Atomic uint32_t ctl;                /* RF_CTL_* */
+    _Atomic uint32_t sinks_left;         /* sinks not yet terminal; 0 = nodes all done */
+    _Atomic int32_t first_failed;        /* node index of the first failure, or -1 */
+    _Atomic uint8_t status;              /* rf_status of the execution */
+    _Atomic uint32_t done;               /* futex word: 0 running, 2 running and waited
+                                            for, 1 once callbacks are all done */
+    _Atomic(json_t **) errs;             /* per-node last error, allocated at first failure */
+    _Atomic uint32_t has_outputs;        /* some node stored an output: free must scan */
+    int64_t started_us, finished_us;     /* written by the home/finishing shard */
+    json_t *error;                       /* {code, message, node} once failed */
+
+    struct rf_evq evq;
+
+    /* home shard only */
+    struct rf_exec *hnext, *hprev;
+
+    struct rf_nstate ns[]; /* plan->n entries */
+};
+
+/* Token = global execution slot (24 bits) | node index (40 bits). */
+#define RF_TOK_NODE_BITS 40
+#define RF_TOK_SLOT_MAX (1u << 24)
+static inline uint64_t rf_tok(uint32_t slot, uint32_t node)
+{
+    return ((uint64_t)slot << RF_TOK_NODE_BITS) | node;
+}
+static inline uint32_t rf_tok_slot(uint64_t t)
+{
+    return (uint32_t)(t >> RF_TOK_NODE_BITS);
+}
+static inline uint32_t rf_tok_node(uint64_t t)
+{
+    return (uint32_t)(t & ((1ull << RF_TOK_NODE_BITS) - 1));
+}
+#define RF_TOK_NONE UINT64_MAX
+
+/* --- tasks: an attempt or a back-off that waits on the ring --------------------------- */
+
+enum rf_task_state {
+    RF_TASK_ATTEMPT = 1, /* an async kind's attempt is in flight */
+    RF_TASK_BACKOFF,     /* waiting for the retry timer */
+};
+
+struct rf_task {
+    rf_call call;
+    struct rf_exec *ex;
+    struct rf_shard *sh;
+    struct rf_task *next, *prev; /* the shard's list of waiting tasks */
+    uint32_t node;
+    uint8_t state;        /* enum rf_task_state */
+    bool timer_armed;     /* timeout or back-off timer awaiting its CQE */
+    bool timed_out;       /* the attempt's timeout fired */
+    bool cancel_sent;     /* kind->cancel called or back-off timer removed */
+    bool timer_removing;  /* a timeout_remove for `timer` is queued */
+    bool completed;       /* the kind completed the attempt; result below */
+    int result;           /* 0 or the failure */
+    json_t *output;       /* owned until handed to the node */
+    rf_op timer;          /* the timeout / back-off timer */
+    struct __kernel_timespec ts;
+    rf_error err;
+    _Alignas(16) unsigned char data[]; /* kind->task_bytes */
+};
+
+/* --- the engine --------------------------------------------------------------------- */
+
+enum rf_engine_state {
+    RF_ENG_NEW = 0,
+    RF_ENG_RUNNING,
+    RF_ENG_STOPPING,
+    RF_ENG_STOPPED,
+};
+
+struct rf_engine {
+    rf_config cfg;
+    uint32_t nshards;
+    struct rf_shard **shards;
+    struct rf_exec **ex_table; /* nshards * inflight_per_shard_max: slot -> execution */
+    struct rf_kind_ent *kinds;
+    uint32_t nkinds;
+    uint32_t task_bytes_max; /* largest kind->task_bytes: sizes the task pools */
+    bool has_msg_ring;       /* IORING_OP_MSG_RING usable for shard-to-shard wakeups */
+    unsigned ring_flags;     /* setup flags the probe settled on */
+    uint64_t instance;       /* random, for execution ids */
+
+    _Atomic uint32_t state RF_ALIGNED_CL; /* enum rf_engine_state; seq_cst transitions */
+    _Atomic uint32_t rr RF_ALIGNED_CL;    /* round robin for submissions; relaxed */
+    _Atomic uint32_t nparked RF_ALIGNED_CL; /* shards parked now; relaxed hint for wakers */
+    _Atomic uint32_t cancel_all RF_ALIGNED_CL; /* stop: shards cancel every home execution */
+    _Atomic uint32_t quit;                  /* stop: shard threads exit their loops */
+    _Atomic uint32_t stop_word;             /* futex the stopper sleeps on */
+
+    pthread_mutex_t start_mu; /* start-up hand-shake with the shard threads only */
+    pthread_cond_t start_cv;
+    uint32_t started;
+    int start_err;
+};
+
+/* engine/exec.c */
+void rf__exec_start(struct rf_shard *sh, struct rf_exec *ex);
+uint64_t rf__run_token(struct rf_shard *sh, uint64_t tok);
+void rf__exec_done_home(struct rf_shard *sh, struct rf_exec *ex);
+void rf__exec_cancel_home_all(struct rf_shard *sh);
+void rf__tasks_cancel_scan(struct rf_shard *sh);
+void rf__task_timer_cqe(rf_op *op, int res, uint32_t flags);
+void rf__exec_free(struct rf_exec *ex);
+
+/* engine/event.c */
+void rf__evq_emit(struct rf_exec *ex, uint8_t type, uint32_t node, uint32_t attempt,
+                  uint32_t retry_in_ms, json_t *error);
+void rf__evq_fini(struct rf_evq *q);
+void rf__evq_done(struct rf_exec *ex);
+json_t *rf__error_json(const rf_error *err, const char *node_id);
+
+/* engine/kinds.c */
+int rf__register_builtin_kinds(rf_engine *eng);
+const struct rf_kind_ent *rf__kind_find(const rf_engine *eng, const char *name);
+
+/* engine/util.c */
+void rf__futex_wait(_Atomic uint32_t *word, uint32_t expect, uint32_t timeout_ms);
+void rf__futex_wake_all(_Atomic uint32_t *word);
+
+#endif /* RF_ENGINE_INTERNAL_H */
