@@ -27,6 +27,8 @@ Q := @
 endif
 
 export PKG_CONFIG_PATH := $(CURDIR)/scripts/pkgconfig$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH))
+# Make 4.3's $(shell) does not see exported variables: name the path explicitly.
+PKGCONF := PKG_CONFIG_PATH=$(PKG_CONFIG_PATH) pkg-config
 
 CC ?= cc
 CXX ?= g++
@@ -38,8 +40,8 @@ endif
 # appear in the public header.
 LIB_PKGS := liburing jansson ck mimalloc libxxhash
 LIB_PKGS_PUBLIC := liburing jansson
-PKG_CFLAGS = $(shell pkg-config --cflags $(LIB_PKGS))
-PKG_LIBS = $(shell pkg-config --libs $(LIB_PKGS)) -lpthread
+PKG_CFLAGS = $(shell $(PKGCONF) --cflags $(LIB_PKGS))
+PKG_LIBS = $(shell $(PKGCONF) --libs $(LIB_PKGS)) -lpthread
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 BASE_CFLAGS := -std=c17 -D_GNU_SOURCE -fPIC -g $(WARN) -I. -Iinclude -MMD -MP
@@ -50,10 +52,10 @@ OPT := -O2
 else ifeq ($(MODE),debug)
 OPT := -O0 -DRF_DEBUG
 else ifeq ($(MODE),asan)
-OPT := -O1 -DRF_DEBUG -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+OPT := -O1 -DRF_DEBUG -DRF_SYSTEM_ALLOC -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 SAN_LDFLAGS := -fsanitize=address,undefined
 else ifeq ($(MODE),tsan)
-OPT := -O1 -DRF_DEBUG -fno-omit-frame-pointer -fsanitize=thread -Wno-tsan
+OPT := -O1 -DRF_DEBUG -DRF_SYSTEM_ALLOC -fno-omit-frame-pointer -fsanitize=thread -Wno-tsan
 SAN_LDFLAGS := -fsanitize=thread
 else
 $(error MODE must be release, debug, asan or tsan)
@@ -176,11 +178,11 @@ run: $(EMBED)
 
 # --- benchmarks ----------------------------------------------------------------------------
 
-BENCH_CFLAGS = $(shell pkg-config --cflags benchmark tbb)
+BENCH_CFLAGS = $(shell $(PKGCONF) --cflags benchmark tbb)
 BENCH_DAG := $(BUILD)/bench/dag
 BENCH_MICRO := $(BUILD)/bench/micro
 BENCH_DAG_OBJS := $(BUILD)/bench/dag.o $(BUILD)/bench/shapes.o $(BUILD)/bench/dag_tbb.o
-BENCH_MICRO_OBJS := $(BUILD)/bench/micro.o
+BENCH_MICRO_OBJS := $(BUILD)/bench/micro.o $(BUILD)/bench/micro_ops.o
 
 $(BENCH_DAG): $(BENCH_DAG_OBJS) $(LIB_A)
 	$(Q)$(CXX) -o $@ $^ $(LDFLAGS_ALL) $(PKG_LIBS) $$(pkg-config --libs tbb)

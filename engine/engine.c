@@ -42,6 +42,8 @@ static int config_defaults(rf_config *c)
         c->steal_attempts = 2 * c->shards;
     if (c->kinds_max == 0)
         c->kinds_max = 256;
+    if (c->log_level == RF_LOG_DEFAULT)
+        c->log_level = RF_LOG_INFO;
     if (c->seed == 0)
         c->seed = rf_now_ns() | 1;
     if (c->shards > RF_SHARDS_MAX || c->ring_entries > RF_RING_ENTRIES_MAX ||

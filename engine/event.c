@@ -26,8 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <mimalloc.h>
-
+#include "engine/alloc.h"
 #include "engine/internal.h"
 #include "sched/shard.h"
 
@@ -54,7 +53,7 @@ static int evq_reserve(struct rf_evq *q)
     if (q->len < q->cap)
         return 0;
     uint32_t cap = q->cap ? q->cap * 2 : 16;
-    struct rf_evrec *b = mi_realloc(q->buf, cap * sizeof(*b));
+    struct rf_evrec *b = rf_realloc(q->buf, cap * sizeof(*b));
     if (!b)
         return -ENOMEM;
     q->buf = b;
@@ -135,7 +134,7 @@ static void deliver(struct rf_exec *ex)
             struct rf_evrec *r = &batch[i];
             if (r->type == RF_EVREC_DONE) {
                 RF_ASSERT(i == n - 1);
-                mi_free(batch);
+                rf_free(batch);
                 finalize(ex);
                 return;
             }
@@ -204,8 +203,8 @@ void rf__evq_fini(struct rf_evq *q)
 {
     for (uint32_t i = 0; i < q->len; i++)
         json_decref(q->buf[i].error);
-    mi_free(q->buf);
-    mi_free(q->spare);
+    rf_free(q->buf);
+    rf_free(q->spare);
     q->buf = q->spare = NULL;
 }
 

@@ -36,8 +36,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include <mimalloc.h>
-
+#include "engine/alloc.h"
 #include "engine/internal.h"
 #include "sched/shard.h"
 
@@ -160,13 +159,13 @@ static json_t **errs_get(struct rf_exec *ex)
 
     if (errs)
         return errs;
-    fresh = mi_calloc(ex->plan->n, sizeof(*fresh));
+    fresh = rf_calloc(ex->plan->n, sizeof(*fresh));
     RF_ASSERT(fresh != NULL);
     /* acq_rel: publish our array, or acquire the winner's. */
     if (atomic_compare_exchange_strong_explicit(&ex->errs, &expect, fresh, memory_order_acq_rel,
                                                 memory_order_acquire))
         return fresh;
-    mi_free(fresh);
+    rf_free(fresh);
     return expect;
 }
 
@@ -663,7 +662,7 @@ static struct rf_exec *exec_alloc(rf_engine *eng, rf_plan *plan, json_t *inputs,
                                   const rf_submit_opts *o)
 {
     size_t size = sizeof(struct rf_exec) + (size_t)plan->n * sizeof(struct rf_nstate);
-    struct rf_exec *ex = mi_zalloc_aligned(size, RF_CACHELINE);
+    struct rf_exec *ex = rf_zalloc_aligned(size, RF_CACHELINE);
 
     if (!ex)
         return NULL;
@@ -763,13 +762,13 @@ void rf__exec_free(struct rf_exec *ex)
     if (errs) {
         for (uint32_t i = 0; i < p->n; i++)
             json_decref(errs[i]);
-        mi_free(errs);
+        rf_free(errs);
     }
     json_decref(ex->inputs);
     json_decref(ex->error);
     rf__evq_fini(&ex->evq);
     rf_plan_release(ex->plan);
-    mi_free(ex);
+    rf_free(ex);
 }
 
 void rf_exec_release(rf_exec *ex)

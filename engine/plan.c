@@ -347,6 +347,8 @@ static int64_t build_csr(const rf_graph *g, uint32_t *off, uint32_t **succ_out, 
         for (uint32_t k = a; k < b; k++) {
             if (succ[k] == i) {
                 char ptr[32];
+                if (k > a && succ[k - 1] == i)
+                    continue; /* a repeated self edge is one problem */
                 snprintf(ptr, sizeof(ptr), "/nodes/%u/deps", i);
                 rf_diag_add(d, ptr, "self_dependency", "node \"%.80s\" depends on itself",
                             g->nodes[i].id);
@@ -384,63 +386,61 @@ static uint32_t topo_count(uint32_t n, const uint32_t *off, const uint32_t *succ
     return tail;
 }
 
-/* After Kahn, nodes with indeg > 0 lie on or downstream of a cycle. Walk successors that
- * are still unordered from one of them until a node repeats: that loop is a cycle. */
+/* After Kahn, the unordered nodes (indeg > 0) are those on a cycle or downstream of one.
+ * Each keeps an unordered predecessor (the edge that held its indeg above zero), so a
+ * walk along such predecessors never leaves them and must repeat a node; the nodes seen
+ * between two visits of it form a cycle, read backwards. (A walk along successors has no
+ * such guarantee: a node downstream of a cycle may lead nowhere.) O(nodes + edges). The
+ * cycle is reported from its lowest-indexed node, forwards, at most 64 ids long. */
 static void report_cycle(const rf_graph *g, const uint32_t *off, const uint32_t *succ,
                          const uint32_t *indeg, uint32_t *mark, rf_diag *d)
 {
-    uint32_t n = g->n, v = UINT32_MAX, step = 1;
+    uint32_t n = g->n, v = UINT32_MAX, start, len = 0;
+    uint32_t *pred = malloc((n ? n : 1) * sizeof(*pred));
     char *msg = NULL;
-    size_t len = 0;
+    size_t msg_len = 0;
     FILE *f;
 
+    if (!pred) {
+        rf_diag_add(d, "/nodes", "cycle", "the graph has a cycle");
+        return;
+    }
+    for (uint32_t u = 0; u < n; u++)
+        for (uint32_t k = off[u]; indeg[u] > 0 && k < off[u + 1]; k++)
+            pred[succ[k]] = u;
     for (uint32_t i = 0; i < n && v == UINT32_MAX; i++)
         if (indeg[i] > 0)
             v = i;
     RF_ASSERT(v != UINT32_MAX);
     memset(mark, 0, n * sizeof(*mark));
-    /* Every unordered node has an unordered predecessor, hence (reversing the argument)
-     * following unordered successors from a node on a cycle stays unordered; from a node
-     * merely downstream it may not, so walk predecessors instead: find them via a
-     * successor scan is costly, so walk successors that still have indeg > 0, which
-     * always exist for nodes on a cycle, and restart from another node if we hit a dead
-     * end. */
     while (!mark[v]) {
-        mark[v] = step++;
-        uint32_t next = UINT32_MAX;
-        for (uint32_t k = off[v]; k < off[v + 1]; k++)
-            if (indeg[succ[k]] > 0) {
-                next = succ[k];
-                break;
-            }
-        if (next == UINT32_MAX) {
-            /* Dead end: v is downstream of a cycle only. Restart from another node. */
-            uint32_t w = UINT32_MAX;
-            for (uint32_t i = 0; i < n && w == UINT32_MAX; i++)
-                if (indeg[i] > 0 && !mark[i])
-                    w = i;
-            if (w == UINT32_MAX)
-                break;
-            next = w;
-        }
-        v = next;
+        mark[v] = 1;
+        v = pred[v];
     }
-    f = open_memstream(&msg, &len);
-    if (!f)
+    /* v is on a cycle: link each node on it to its successor on it, in mark[]. */
+    start = v;
+    for (uint32_t u = v, p;; u = p) {
+        p = pred[u];
+        mark[p] = u;
+        len++;
+        start = p < start ? p : start;
+        if (p == v)
+            break;
+    }
+    free(pred);
+    f = open_memstream(&msg, &msg_len);
+    if (!f) {
+        rf_diag_add(d, "/nodes", "cycle", "the graph has a cycle");
         return;
+    }
     fprintf(f, "the graph has a cycle: ");
-    uint32_t start = v, u = v, guard = 0;
-    do {
+    uint32_t u = start;
+    for (uint32_t i = 0; i < len && i < 64; i++, u = mark[u])
         fprintf(f, "%s -> ", g->nodes[u].id);
-        uint32_t next = UINT32_MAX;
-        for (uint32_t k = off[u]; k < off[u + 1]; k++)
-            if (mark[succ[k]] && mark[succ[k]] >= mark[start] && indeg[succ[k]] > 0) {
-                next = succ[k];
-                break;
-            }
-        u = next;
-    } while (u != UINT32_MAX && u != start && ++guard < 64);
-    fprintf(f, "%s%s", u == start ? g->nodes[start].id : "...", guard >= 64 ? " (cut)" : "");
+    if (len > 64)
+        fprintf(f, "... (%u nodes)", len);
+    else
+        fprintf(f, "%s", g->nodes[start].id);
     fclose(f);
     char ptr[32];
     snprintf(ptr, sizeof(ptr), "/nodes/%u", start);
@@ -483,8 +483,10 @@ static int plan_alloc(rf_plan *p, const rf_graph *g, size_t strbytes, uint64_t m
     p->strtab = malloc(strbytes);
     if (!p->nodes || !p->cold || !p->join0 || !p->roots || !p->strtab)
         return -ENOMEM;
-    p->bytes = sizeof(*p) + n * (sizeof(*p->nodes) + sizeof(*p->cold) + sizeof(*p->join0)) +
-               p->nroots * sizeof(*p->roots) + m * sizeof(*p->succ) + strbytes;
+    /* roots[] is sized for n: nroots is only known once it is filled. */
+    p->bytes = sizeof(*p) +
+               n * (sizeof(*p->nodes) + sizeof(*p->cold) + sizeof(*p->join0) + sizeof(*p->roots)) +
+               m * sizeof(*p->succ) + strbytes;
     return 0;
 }
 

@@ -26,7 +26,7 @@ void rf__assert_fail(const char *cond, const char *file, int line, const char *f
     abort();
 }
 
-static const char *const level_names[] = {"debug", "info", "warn", "error"};
+static const char *const level_names[] = {"info", "debug", "info", "warn", "error"};
 
 void rf__log(rf_log_level lvl, const char *fmt, ...)
 {

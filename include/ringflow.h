@@ -85,6 +85,7 @@ int rf_error_set(rf_error *err, int rc, bool retryable, const char *code, const 
 typedef struct rf_engine rf_engine;
 
 typedef enum rf_log_level {
+    RF_LOG_DEFAULT = 0, /* info */
     RF_LOG_DEBUG,
     RF_LOG_INFO,
     RF_LOG_WARN,
@@ -106,7 +107,8 @@ typedef struct rf_config {
     uint32_t steal_attempts;         /* random victims tried before parking; 0 = 2 x shards */
     uint32_t kinds_max;              /* registered kinds; 0 = 256 */
     uint64_t seed;                   /* jitter and victim selection; 0 = from the clock */
-    rf_log_level log_level;          /* engine diagnostics to stderr as JSON lines */
+    rf_log_level log_level;          /* diagnostics on stderr, JSON lines; 0 = info.
+                                        Process-wide: the last engine created sets it */
 } rf_config;
 
 /* Create an engine (not started). `cfg` borrowed, may be NULL for all defaults.

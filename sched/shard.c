@@ -88,18 +88,10 @@ err_slots:
     return rc;
 }
 
-static void task_pool_free(struct rf_shard *sh)
-{
-    /* Tasks come from the shard heap in chunks; mi_heap_destroy in the thread frees them.
-     * Here only the list is forgotten. */
-    sh->task_free = NULL;
-}
-
 void rf__shard_free(struct rf_shard *sh)
 {
     if (!sh)
         return;
-    task_pool_free(sh);
     if (sh->evfd >= 0)
         close(sh->evfd);
     rf_mq_fini(&sh->inbox);
@@ -146,14 +138,18 @@ void rf__shard_timer_cancel(struct rf_shard *sh, rf_op *op)
 
 /* --- task pool ------------------------------------------------------------------------ */
 
+/* Chunks of RF_TASK_POOL_CHUNK tasks from the shard's heap; the first 16 bytes of a chunk
+ * link it into task_chunks, so the pool is freed whole when the thread ends. */
 static int task_pool_grow(struct rf_shard *sh)
 {
-    char *chunk = mi_heap_malloc_aligned(sh->heap, sh->task_size * RF_TASK_POOL_CHUNK, 16);
+    char *chunk = rf_heap_malloc(sh->heap, 16 + sh->task_size * RF_TASK_POOL_CHUNK);
 
     if (!chunk)
         return -ENOMEM;
+    *(void **)chunk = sh->task_chunks;
+    sh->task_chunks = chunk;
     for (uint32_t i = 0; i < RF_TASK_POOL_CHUNK; i++) {
-        struct rf_task *t = (struct rf_task *)(chunk + i * sh->task_size);
+        struct rf_task *t = (struct rf_task *)(chunk + 16 + i * sh->task_size);
         t->next = sh->task_free;
         sh->task_free = t;
     }
@@ -526,7 +522,7 @@ void *rf__shard_main(void *arg)
     if (rc < 0)
         rf_log_warn("\"msg\":\"cannot pin shard\",\"shard\":%u,\"cpu\":%d,\"err\":\"%s\"",
                     sh->id, sh->cpu, rf_strerror(rc));
-    sh->heap = mi_heap_new();
+    sh->heap = rf_heap_new();
     rc = sh->heap ? ring_init(sh) : -ENOMEM;
     started(sh, rc);
     if (rc == 0 && wait_go(sh))
@@ -535,10 +531,15 @@ void *rf__shard_main(void *arg)
         io_uring_queue_exit(&sh->ring);
     sh->ring_ok = false;
     RF_ASSERT(sh->tasks_out == 0);
-    if (sh->heap)
-        mi_heap_destroy(sh->heap); /* the task pool lives here; nothing else does */
-    sh->heap = NULL;
+    while (sh->task_chunks) {
+        void *next = *(void **)sh->task_chunks;
+        rf_free(sh->task_chunks);
+        sh->task_chunks = next;
+    }
     sh->task_free = NULL;
+    if (sh->heap)
+        rf_heap_delete(sh->heap);
+    sh->heap = NULL;
     rf__cur_shard = NULL;
     return NULL;
 }

@@ -25,10 +25,10 @@
 #define RF_SCHED_SHARD_H
 
 #include <liburing.h>
-#include <mimalloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "engine/alloc.h"
 #include "engine/internal.h"
 #include "engine/rf.h"
 #include "sched/deque.h"
@@ -68,8 +68,9 @@ struct rf_shard {
     uint32_t id;
     int cpu;                    /* pinned CPU or -1 */
     uint64_t rng;               /* victims and jitter */
-    mi_heap_t *heap;            /* created by the thread itself */
+    rf_heap *heap;              /* created by the thread itself */
     struct rf_task *task_free;  /* pool of idle tasks (linked through next) */
+    void *task_chunks;          /* the pool's chunks, linked through their first word */
     size_t task_size;
     uint32_t tasks_out;         /* tasks taken from the pool and not yet returned */
     struct rf_task waiting;     /* sentinel of the list of waiting tasks */
