@@ -168,10 +168,16 @@ test-tsan:
 	$(Q)$(MAKE) --no-print-directory MODE=tsan $(TSAN_TEST_SRCS:%.c=build/tsan/%)
 	$(Q)scripts/run-tests.sh tsan $(TSAN_TEST_SRCS:%.c=build/tsan/%)
 
+# Every mode runs even when an earlier one failed; the closing line adds them up.
 test: $(DEPS_STAMP)
-	$(Q)$(MAKE) --no-print-directory MODE=release test-unit
-	$(Q)$(MAKE) --no-print-directory test-asan
-	$(Q)$(MAKE) --no-print-directory test-tsan
+	$(Q)mkdir -p build && rm -f build/test-counts
+	$(Q)export RF_TEST_COUNTS=$(CURDIR)/build/test-counts; st=0; \
+	  $(MAKE) --no-print-directory MODE=release test-unit || st=1; \
+	  $(MAKE) --no-print-directory test-asan || st=1; \
+	  $(MAKE) --no-print-directory test-tsan || st=1; \
+	  awk '{p+=$$1; f+=$$2; s+=$$3} END {printf "all modes: %d passed, %d failed, %d skipped\n", p, f, s}' \
+	    build/test-counts; \
+	  exit $$st
 
 run: $(EMBED)
 	$(EMBED)

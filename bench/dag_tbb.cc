@@ -9,24 +9,16 @@
  * Timed: from the first source's try_put(continue_msg()) to wait_for_all() returning.
  * Not timed: building, collecting the sources, tearing down.
  *
- * How bytes are measured. We sample the allocator just after the (empty) graph object
- * is made and again after the last make_edge; the difference is *bytes. In oneTBB
- * 2021.8 everything a node and an edge own comes from global operator new, i.e. glibc
- * malloc: the node array (one block we allocate and placement-construct into, so there
- * is no per-node header of ours), the two function_body_leaf copies each continue_node
- * news (my_body, my_init_body), and one std::list node per edge in the predecessor's
- * successor_cache (std::allocator). TBB's own allocator (r1::cache_aligned_allocate,
- * the small-object pool), which libtbb routes to libtbbmalloc.so.2 when it finds it (it
- * does on Debian), serves only the graph's task_group_context, made before the first
- * sample, and the run's tasks, made after the second, so glibc sees all of the graph.
- * The sample is mallinfo2(): uordblks (bytes in use in every malloc arena, chunk
- * headers included) plus hblkhd (bytes in mmap'd chunks; the node array is one).
- * (Chunks parked in glibc's per-thread tcache count as in use, so reuse of them can
- * hide at most a few KiB: noise against a million nodes.)
- * If libtbbmalloc_proxy has replaced malloc itself (LD_PRELOAD), mallinfo2 no longer
- * sees the heap; then the sample is the resident set (/proc/self/statm), which is
- * coarser (whole pages; memory the allocator cached from an earlier run is reused
- * without growing it, so later runs may read low). rf_tbb_bytes_method() says which.
+ * How bytes are measured. In oneTBB 2021.8 everything a node and an edge own comes from
+ * the global operator new: the node array (one block we allocate and placement-construct
+ * into), the two function_body_leaf copies each continue_node news, and one std::list node
+ * per edge in the predecessor's successor_cache. TBB's own allocator serves only the
+ * graph's task_group_context (made before the first sample) and the run's tasks (after the
+ * second). This file replaces the global operator new and delete with versions that count
+ * the usable size of every live block, and *bytes is the count's growth from just after
+ * the empty graph exists to just after the last make_edge: exact, whatever malloc is (the
+ * process runs with mimalloc in place of malloc, because libringflow links it, so
+ * mallinfo2() sees nothing and the resident set is blind to reused pages).
  *
  * Errors: TBB reports failure by throwing; rf_tbb_run catches everything at the C
  * boundary and turns it into a negative errno, so no exception ever reaches C.
@@ -41,7 +33,6 @@
 #include <new>
 #include <vector>
 
-#include <dlfcn.h>
 #include <malloc.h>
 #include <unistd.h>
 
@@ -101,33 +92,12 @@ class rf_tbb_nodes
     uint32_t built_ = 0;
 };
 
-/* True when libtbbmalloc_proxy (which exports this marker) has replaced malloc. */
-bool rf_tbb_malloc_proxied()
-{
-    static const bool proxied = dlsym(RTLD_DEFAULT, "__TBB_malloc_proxy") != nullptr;
-    return proxied;
-}
+/* Live bytes handed out by operator new in this process (usable sizes). */
+std::atomic<size_t> rf_tbb_live_bytes{0};
 
-size_t rf_tbb_rss_bytes()
-{
-    unsigned long size = 0, resident = 0;
-    FILE *f = std::fopen("/proc/self/statm", "r");
-
-    if (f == nullptr)
-        return 0;
-    if (std::fscanf(f, "%lu %lu", &size, &resident) != 2)
-        resident = 0;
-    std::fclose(f);
-    return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
-}
-
-/* The allocator sample described in the opening comment. */
 size_t rf_tbb_heap_bytes()
 {
-    if (rf_tbb_malloc_proxied())
-        return rf_tbb_rss_bytes();
-    struct mallinfo2 mi = mallinfo2();
-    return mi.uordblks + mi.hblkhd;
+    return rf_tbb_live_bytes.load(std::memory_order_relaxed); /* a counter, no ordering */
 }
 
 void rf_tbb_build(const rf_shape_dag &d, tbb::flow::graph &g, rf_tbb_nodes &nodes)
@@ -194,5 +164,34 @@ extern "C" int rf_tbb_run(const struct rf_shape_dag *dag, unsigned threads, doub
 
 extern "C" const char *rf_tbb_bytes_method(void)
 {
-    return rf_tbb_malloc_proxied() ? "rss" : "mallinfo2";
+    return "counted operator new";
+}
+
+/* --- counting global operator new / delete (see the opening comment) ---------------------- */
+
+void *operator new(std::size_t n)
+{
+    void *p = std::malloc(n ? n : 1);
+    if (p == nullptr)
+        throw std::bad_alloc();
+    rf_tbb_live_bytes.fetch_add(malloc_usable_size(p), std::memory_order_relaxed); /* count */
+    return p;
+}
+
+/* GCC sees free() of a block that operator new returned; in a replacement pair that is
+ * exactly right (the new above got it from malloc). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+void operator delete(void *p) noexcept
+{
+    if (p == nullptr)
+        return;
+    rf_tbb_live_bytes.fetch_sub(malloc_usable_size(p), std::memory_order_relaxed); /* count */
+    std::free(p);
+}
+#pragma GCC diagnostic pop
+
+void operator delete(void *p, std::size_t) noexcept
+{
+    operator delete(p);
 }

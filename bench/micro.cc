@@ -41,10 +41,10 @@
 namespace
 {
 
-constexpr uint32_t kBatch = 64;             /* items per call into micro_ops.c */
-constexpr uint32_t kStealFill = 1u << 16;   /* deque/steal refills this many when empty */
-constexpr uint32_t kMqCapacity = 4096;      /* slots; the pair's producer spins when full */
-constexpr uint32_t kPlanNodes = 10000;      /* the spec's default plan bound */
+constexpr uint32_t kBatch = 64;           /* items per call into micro_ops.c */
+constexpr uint32_t kStealFill = 1u << 16; /* deque/steal refills this many when empty */
+constexpr uint32_t kMqCapacity = 4096;    /* slots; the pair's producer spins when full */
+constexpr uint32_t kPlanNodes = 10000;    /* the spec's default plan bound */
 
 void set_rate(benchmark::State &state, uint64_t items)
 {

@@ -36,7 +36,7 @@
 /* Initial deque array, as log2 slots: small, so the fills exercise growth once. */
 #define RF_BM_DEQUE_CAP_LOG2 6
 /* How long rf_bm_run waits for one execution, and how long stop drains. */
-#define RF_BM_WAIT_MS 10000u
+#define RF_BM_WAIT_MS  10000u
 #define RF_BM_DRAIN_MS 1000u
 /* An engine's nodes per plan: room for the 10,000-node shapes and bigger. */
 #define RF_BM_PLAN_NODES_MAX (1u << 20)
@@ -301,7 +301,7 @@ int rf_bm_engine_new(uint32_t shards, rf_bm_engine **out)
         .shards = shards,
         .no_pin_threads = true,
         .plan_nodes_max = RF_BM_PLAN_NODES_MAX,
-        .log_level = RF_LOG_WARN, /* zero would be RF_LOG_DEBUG */
+        .log_level = RF_LOG_WARN, /* keep info lines out of the benchmark table */
     };
     rf_bm_engine *e = calloc(1, sizeof(*e));
     int rc = -ENOMEM;
@@ -375,8 +375,8 @@ static int add_edges(rf_graph *g, enum rf_bm_shape shape, uint32_t n)
 static void print_diag(const rf_diag *d)
 {
     for (uint32_t i = 0; i < d->count; i++)
-        fprintf(stderr, "bench/micro: plan: %s: %s: %s\n", d->items[i].pointer,
-                d->items[i].code, d->items[i].message);
+        fprintf(stderr, "bench/micro: plan: %s: %s: %s\n", d->items[i].pointer, d->items[i].code,
+                d->items[i].message);
 }
 
 int rf_bm_plan_new(rf_bm_engine *e, enum rf_bm_shape shape, uint32_t n, rf_bm_plan **out)

@@ -32,7 +32,7 @@ struct rf_shard;
 
 struct rf_kind_ent {
     rf_kind k;         /* name points at `name` below */
-    char name[64];
+    char name[65];  /* up to 64 characters and a NUL */
     uint32_t index;
 };
 

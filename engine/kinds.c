@@ -27,7 +27,7 @@ static bool kind_name_ok(const char *s)
 {
     size_t n = s ? strlen(s) : 0;
 
-    if (n == 0 || n > 63 || !(s[0] >= 'a' && s[0] <= 'z'))
+    if (n == 0 || n > 64 || !(s[0] >= 'a' && s[0] <= 'z'))
         return false;
     for (size_t i = 1; i < n; i++) {
         char c = s[i];

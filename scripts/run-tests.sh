@@ -37,4 +37,6 @@ for bin in "$@"; do
 done
 [ -n "$failed" ] && printf '[%s] failed:%s\n' "$mode" "$failed"
 printf '%s: %d passed, %d failed, %d skipped\n' "$mode" "$pass" "$fail" "$skip"
+# `make test` adds the modes up into one closing line.
+[ -n "${RF_TEST_COUNTS:-}" ] && echo "$pass $fail $skip" >> "$RF_TEST_COUNTS"
 [ "$fail" -eq 0 ]
