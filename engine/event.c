@@ -92,22 +92,34 @@ static void build_event(struct rf_exec *ex, const struct rf_evrec *r, rf_event *
     }
 }
 
-/* The last step of an execution: done callback, waiters, then home. After the send the
- * execution may be freed at any moment. */
+/* The last step of an execution: the done callback, the hand-back to the home shard, the
+ * release of its in-flight reservation, then its waiters. In that order: DONE enters the
+ * home inbox before the reservation is released, so a submission that takes the freed
+ * reservation queues its SUBMIT behind the DONE that frees the slot; and a waiter woken
+ * last finds the capacity already back. Our own reference keeps `ex` alive throughout. */
 static void finalize(struct rf_exec *ex)
 {
-    struct rf_shard *home = ex->eng->shards[ex->home];
+    rf_engine *eng = ex->eng;
+    struct rf_shard *home = eng->shards[ex->home];
 
     if (ex->cb.done)
         ex->cb.done(ex->cb.ud, ex);
+    rf_exec_retain(ex);
+    /* The inbox has room: the execution's in-flight reservation guarantees it. */
+    bool sent = rf__shard_send(home, ex, RF_MSG_DONE);
+    RF_ASSERT(sent);
+    /* Release: a submitter or stopper that sees the count drop sees the execution done. */
+    atomic_fetch_sub_explicit(&home->inflight, 1, memory_order_release);
+    if (atomic_load_explicit(&eng->state, memory_order_relaxed) == RF_ENG_STOPPING) {
+        atomic_fetch_add_explicit(&eng->stop_word, 1, memory_order_release); /* futex word */
+        rf__futex_wake_all(&eng->stop_word);
+    }
     /* Release: rf_exec_wait's acquire load then sees every write of the execution; the
      * exchange tells us whether a waiter announced itself (2), so the common case makes
      * no syscall. */
     if (atomic_exchange_explicit(&ex->done, 1, memory_order_acq_rel) == 2)
         rf__futex_wake_all(&ex->done);
-    /* The inbox has room: the execution's in-flight reservation guarantees it. */
-    bool sent = rf__shard_send(home, ex, RF_MSG_DONE);
-    RF_ASSERT(sent);
+    rf_exec_release(ex);
 }
 
 /* Called with the lock held and `delivering` set; returns with the lock released. */

@@ -126,17 +126,31 @@ static uint64_t node_finish(struct rf_shard *sh, struct rf_exec *ex, uint32_t i,
 
     const uint32_t *succ = p->succ + pn->succ_off;
     for (uint32_t k = 0, n = pn->nsucc; k < n; k++) {
-        struct rf_nstate *sn = &ex->ns[succ[k]];
-        if (bad) /* relaxed: ordered before our release decrement below */
+        uint32_t e = succ[k], s = e & RF_SUCC_IDX;
+        struct rf_nstate *sn = &ex->ns[s];
+        if (bad) /* relaxed: ordered before our release decrement (or push) below */
             atomic_fetch_or_explicit(&sn->flags, RF_NS_DEP_BAD, memory_order_relaxed);
-        /* acq_rel: the one reaching zero sees every dep's writes (outputs, flags). */
-        if (atomic_fetch_sub_explicit(&sn->join, 1, memory_order_acq_rel) != 1)
+        if (rf_unlikely(e & RF_SUCC_WIDE)) {
+            if (sh->pend_n && sh->pend_ex == ex && sh->pend_node == s) {
+                sh->pend_n++; /* `s` waits for the flush, so `ex` stays alive */
+                continue;
+            }
+            rf__shard_flush_pending(sh);
+            sh->pend_ex = ex;
+            sh->pend_node = s;
+            sh->pend_n = 1;
+            continue;
+        }
+        /* acq_rel: the one reaching zero sees every dep's writes (outputs, flags). A sole
+         * dep needs no counter: finishing it is the hand-over. */
+        if (!(e & RF_SUCC_SOLE) &&
+            atomic_fetch_sub_explicit(&sn->join, 1, memory_order_acq_rel) != 1)
             continue;
         atomic_store_explicit(&sn->status, RF_ST_READY, memory_order_relaxed); /* snapshot */
         if (next == RF_TOK_NONE) {
-            next = rf_tok(slot, succ[k]);
+            next = rf_tok(slot, s);
         } else {
-            rf__shard_push(sh, rf_tok(slot, succ[k]));
+            rf__shard_push(sh, rf_tok(slot, s));
             pushed++;
         }
     }
@@ -586,12 +600,7 @@ void rf__exec_done_home(struct rf_shard *sh, struct rf_exec *ex)
     ex->hnext->hprev = ex->hprev;
     eng->ex_table[ex->slot] = NULL;
     sh->free_slots[sh->nfree_slots++] = ex->slot - sh->slot_base;
-    /* Release: a stopper that sees the count drop sees the execution finished. */
-    atomic_fetch_sub_explicit(&sh->inflight, 1, memory_order_release);
-    if (atomic_load_explicit(&eng->state, memory_order_relaxed) == RF_ENG_STOPPING) {
-        atomic_fetch_add_explicit(&eng->stop_word, 1, memory_order_release); /* futex word */
-        rf__futex_wake_all(&eng->stop_word);
-    }
+    /* The in-flight reservation was released by finalize (engine/event.c). */
     rf_exec_release(ex);
 }
 

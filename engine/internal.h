@@ -55,6 +55,17 @@ struct rf_pnode {
     uint8_t flags;        /* RF_PN_* */
 };
 
+/* Successor entries in plan->succ: the node index in the low 30 bits, and two hints.
+ * SOLE: this edge is the successor's only dep, so finishing it makes the successor ready
+ *       with no atomic at all (chains, trees, the middle of a fan-out).
+ * WIDE: the successor has at least RF_WIDE_DEPS deps; shards batch their decrements of its
+ *       join counter (struct rf_shard's pending decrement) instead of contending on it
+ *       once per dep. */
+#define RF_SUCC_IDX 0x3fffffffu
+#define RF_SUCC_SOLE 0x80000000u
+#define RF_SUCC_WIDE 0x40000000u
+#define RF_WIDE_DEPS 16
+
 /* Cold per-node data: read on retries, timeouts, events and diagnostics. */
 struct rf_pnode_cold {
     const char *kind_name; /* in plan->strtab: valid even after the engine is freed */

@@ -522,6 +522,10 @@ static int plan_fill(rf_engine *eng, const rf_graph *g, rf_plan *p, uint32_t *of
         for (uint32_t k = off[i]; k < off[i + 1]; k++)
             p->join0[p->succ[k]]++;
     }
+    for (uint64_t k = 0; k < off[g->n]; k++) {
+        uint32_t deps = p->join0[p->succ[k]];
+        p->succ[k] |= deps == 1 ? RF_SUCC_SOLE : deps >= RF_WIDE_DEPS ? RF_SUCC_WIDE : 0;
+    }
     for (uint32_t i = 0; i < g->n; i++) {
         const struct gnode *gn = &g->nodes[i];
         struct rf_pnode *pn = &p->nodes[i];

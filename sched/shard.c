@@ -29,6 +29,7 @@ _Thread_local struct rf_shard *rf__cur_shard;
 
 #define RF_DEQUE_CAP_LOG2_INIT 12
 #define RF_TASK_POOL_CHUNK 64
+#define RF_STEAL_BATCH 32
 
 static void evfd_arm(struct rf_shard *sh);
 
@@ -189,6 +190,24 @@ void rf__shard_push(struct rf_shard *sh, uint64_t tok)
      * bounded by inflight_per_shard_max x plan_nodes_max; running out of memory for it
      * leaves no correct way on. */
     RF_ASSERT(rc == 0);
+}
+
+void rf__shard_flush_pending(struct rf_shard *sh)
+{
+    uint32_t n = sh->pend_n;
+    struct rf_exec *ex = sh->pend_ex;
+    uint32_t s = sh->pend_node;
+
+    if (!n)
+        return;
+    sh->pend_n = 0;
+    sh->pend_ex = NULL;
+    /* acq_rel: as a plain decrement, n deps at once. After it `ex` may be gone unless we
+     * are the one making `s` ready. */
+    if (atomic_fetch_sub_explicit(&ex->ns[s].join, n, memory_order_acq_rel) != n)
+        return;
+    atomic_store_explicit(&ex->ns[s].status, RF_ST_READY, memory_order_relaxed); /* snapshot */
+    rf__shard_push(sh, rf_tok(ex->slot, s));
 }
 
 static void send_wakeup(struct rf_shard *from, struct rf_shard *to)
@@ -353,6 +372,8 @@ static uint32_t run_ready(struct rf_shard *sh, uint32_t budget)
     }
     if (tok != RF_TOK_NONE)
         rf__shard_push(sh, tok);
+    /* Batched decrements never outlive a run: nothing can wait on them while we park. */
+    rf__shard_flush_pending(sh);
     if (n)
         atomic_fetch_add_explicit(&sh->ctr.nodes_run, n, memory_order_relaxed); /* stat */
     return n;
@@ -370,14 +391,22 @@ static bool try_steal(struct rf_shard *sh)
         uint32_t v = rf_rand_below(&sh->rng, n - 1);
         struct rf_shard *victim = eng->shards[v >= sh->id ? v + 1 : v];
         atomic_fetch_add_explicit(&sh->ctr.steal_attempts, 1, memory_order_relaxed); /* stat */
-        if (rf_deque_steal(&victim->dq, &tok) == 1) {
-            atomic_fetch_add_explicit(&sh->ctr.steals, 1, memory_order_relaxed); /* stat */
+        if (rf_deque_steal(&victim->dq, &tok) != 1)
+            continue;
+        /* Take up to half of what is left (at most RF_STEAL_BATCH): one trip across
+         * the machine buys a run of nodes, and batched decrements then stay batched. */
+        uint32_t got = 1, want = (uint32_t)RF_MIN(rf_deque_size_approx(&victim->dq) / 2,
+                                                  (size_t)RF_STEAL_BATCH - 1);
+        rf__shard_push(sh, tok);
+        while (got <= want && rf_deque_steal(&victim->dq, &tok) == 1) {
             rf__shard_push(sh, tok);
-            /* The victim may have more: let another idle sibling come too. */
-            if (rf_deque_size_approx(&victim->dq) > 1)
-                rf__shard_wake_sibling(sh);
-            return true;
+            got++;
         }
+        atomic_fetch_add_explicit(&sh->ctr.steals, got, memory_order_relaxed); /* stat */
+        /* The victim may have more: let another idle sibling come too. */
+        if (rf_deque_size_approx(&victim->dq) > 1)
+            rf__shard_wake_sibling(sh);
+        return true;
     }
     return false;
 }

@@ -79,6 +79,9 @@ struct rf_shard {
     uint32_t *free_slots;       /* stack of free local slot numbers */
     uint32_t nfree_slots;
     uint32_t slot_base;         /* this shard's first global slot */
+    struct rf_exec *pend_ex;    /* a batched join decrement not yet applied (RF_SUCC_WIDE) */
+    uint32_t pend_node;
+    uint32_t pend_n;
     bool ring_ok;
     bool canceled_all;
     int evfd;                   /* eventfd for wakeups from threads without a ring */
@@ -120,6 +123,9 @@ void rf__shard_timer_cancel(struct rf_shard *sh, rf_op *op);
 /* Task pool; owner thread. */
 struct rf_task *rf__task_get(struct rf_shard *sh);
 void rf__task_put(struct rf_shard *sh, struct rf_task *t);
+
+/* Apply the batched join decrement, if any; may push the node it makes ready. Owner. */
+void rf__shard_flush_pending(struct rf_shard *sh);
 
 /* Push a ready token on the owner's deque (aborts only if memory is exhausted). */
 void rf__shard_push(struct rf_shard *sh, uint64_t tok);
