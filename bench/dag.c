@@ -129,8 +129,7 @@ static void run_ringflow(const struct opts *o, const struct rf_shape_dag *d, uin
     rf_plan *plan = NULL;
 
     r->ok = false;
-    if (rf_engine_new(&cfg, &eng) < 0 || rf_engine_start(eng) < 0 ||
-        build_plan(eng, d, &plan) < 0)
+    if (rf_engine_new(&cfg, &eng) < 0 || rf_engine_start(eng) < 0 || build_plan(eng, d, &plan) < 0)
         goto out;
     r->bytes_per_node = (double)(rf_plan_bytes(plan) + rf_plan_exec_bytes(plan)) / d->n;
     if (rf_once(eng, plan) < 0) /* warm-up: page faults, heap growth */
@@ -233,8 +232,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
             free(dup);
             i++;
         } else {
-            fprintf(stderr, "usage: %s [--nodes N] [--reps R] [--shapes a,b] [--threads 1,2] "
-                            "[--no-tbb]\n", argv[0]);
+            fprintf(stderr,
+                    "usage: %s [--nodes N] [--reps R] [--shapes a,b] [--threads 1,2] "
+                    "[--no-tbb]\n",
+                    argv[0]);
             return -EINVAL;
         }
     }
@@ -251,7 +252,8 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, &o) < 0)
         return 2;
     printf("bench/dag: %u nodes per graph, %u timed runs after 1 warm-up, median and "
-           "(min, max) ns per node\n", o.nodes, o.reps);
+           "(min, max) ns per node\n",
+           o.nodes, o.reps);
     printf("ratio = TBB ns/node / ringflow ns/node (> 1.0: ringflow faster); TBB bytes by %s\n\n",
            o.tbb ? rf_tbb_bytes_method() : "-");
     printf("%-9s %-9s %2s %9s %9s %9s %10s %9s %7s %10s\n", "shape", "engine", "T", "ns/node",

@@ -20,9 +20,9 @@
 #include "engine/internal.h"
 #include "sched/shard.h"
 
-#define RF_SHARDS_MAX 1024
+#define RF_SHARDS_MAX       1024
 #define RF_RING_ENTRIES_MAX 32768
-#define RF_STOP_POLL_MS 10
+#define RF_STOP_POLL_MS     10
 
 static int config_defaults(rf_config *c)
 {
@@ -58,7 +58,8 @@ int rf_engine_new(const rf_config *cfg, rf_engine **out)
     rf_engine *eng;
     int rc;
 
-    eng = aligned_alloc(RF_CACHELINE, (sizeof(*eng) + RF_CACHELINE - 1) & ~(size_t)(RF_CACHELINE - 1));
+    eng = aligned_alloc(RF_CACHELINE,
+                        (sizeof(*eng) + RF_CACHELINE - 1) & ~(size_t)(RF_CACHELINE - 1));
     if (!eng)
         return -ENOMEM;
     memset(eng, 0, sizeof(*eng));

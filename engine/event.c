@@ -61,8 +61,7 @@ static int evq_reserve(struct rf_evq *q)
     return 0;
 }
 
-static void build_event(struct rf_exec *ex, const struct rf_evrec *r, rf_event *ev,
-                        json_t **tmp)
+static void build_event(struct rf_exec *ex, const struct rf_evrec *r, rf_event *ev, json_t **tmp)
 {
     const rf_plan *p = ex->plan;
 

@@ -41,8 +41,7 @@
 #include "sched/shard.h"
 
 static uint64_t attempt_start(struct rf_shard *sh, struct rf_exec *ex, uint32_t i);
-static uint64_t attempt_failed(struct rf_shard *sh, struct rf_exec *ex, uint32_t i,
-                               rf_error *err);
+static uint64_t attempt_failed(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, rf_error *err);
 
 static inline bool events_on(const struct rf_exec *ex)
 {
@@ -225,8 +224,7 @@ static void task_unlink(struct rf_task *t)
     t->next = t->prev = NULL;
 }
 
-static uint64_t backoff_start(struct rf_shard *sh, struct rf_exec *ex, uint32_t i,
-                              uint32_t delay)
+static uint64_t backoff_start(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, uint32_t delay)
 {
     struct rf_task *t;
 
@@ -244,8 +242,7 @@ static uint64_t backoff_start(struct rf_shard *sh, struct rf_exec *ex, uint32_t 
 }
 
 /* An attempt failed: retry after a back-off, or fail the node. */
-static uint64_t attempt_failed(struct rf_shard *sh, struct rf_exec *ex, uint32_t i,
-                               rf_error *err)
+static uint64_t attempt_failed(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, rf_error *err)
 {
     const struct rf_pnode_cold *c = &ex->plan->cold[i];
     uint32_t att = atomic_load_explicit(&ex->ns[i].attempts, memory_order_relaxed);
@@ -292,12 +289,11 @@ static uint64_t run_sync(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, ui
     if (pn->flags & RF_PN_TIMEOUT)
         t0 = rf_now_ns();
     rc = pn->kind->k.run(pn->kind->k.ud, &call, &out, &err);
-    if (rf_unlikely(t0) &&
-        rf_now_ns() - t0 > (uint64_t)ex->plan->cold[i].timeout_ms * 1000000u) {
+    if (rf_unlikely(t0) && rf_now_ns() - t0 > (uint64_t)ex->plan->cold[i].timeout_ms * 1000000u) {
         json_decref(out);
         out = NULL;
-        rc = rf_error_set(&err, -ETIMEDOUT, true, "timeout", "attempt %u ran past %u ms",
-                          attempt, ex->plan->cold[i].timeout_ms);
+        rc = rf_error_set(&err, -ETIMEDOUT, true, "timeout", "attempt %u ran past %u ms", attempt,
+                          ex->plan->cold[i].timeout_ms);
     }
     if (rf_likely(rc == 0)) {
         if (out) {
@@ -393,9 +389,8 @@ static void task_settle(struct rf_task *t)
     if (t->timed_out) {
         json_decref(t->output);
         t->output = NULL;
-        t->result = rf_error_set(&t->err, -ETIMEDOUT, true, "timeout",
-                                 "attempt %u ran past %u ms", t->call.attempt,
-                                 ex->plan->cold[i].timeout_ms);
+        t->result = rf_error_set(&t->err, -ETIMEDOUT, true, "timeout", "attempt %u ran past %u ms",
+                                 t->call.attempt, ex->plan->cold[i].timeout_ms);
     }
     if (t->result == 0) {
         if (t->output) {

@@ -31,8 +31,8 @@ struct rf_shard;
 /* --- kinds -------------------------------------------------------------------------- */
 
 struct rf_kind_ent {
-    rf_kind k;         /* name points at `name` below */
-    char name[65];  /* up to 64 characters and a NUL */
+    rf_kind k;     /* name points at `name` below */
+    char name[65]; /* up to 64 characters and a NUL */
     uint32_t index;
 };
 
@@ -51,8 +51,8 @@ struct rf_pnode {
     const char *id;       /* in plan->strtab */
     uint32_t succ_off;    /* successors are plan->succ[succ_off .. succ_off + nsucc) */
     uint32_t nsucc;
-    uint8_t trigger;      /* rf_trigger */
-    uint8_t flags;        /* RF_PN_* */
+    uint8_t trigger; /* rf_trigger */
+    uint8_t flags;   /* RF_PN_* */
 };
 
 /* Successor entries in plan->succ: the node index in the low 30 bits, and two hints.
@@ -61,7 +61,7 @@ struct rf_pnode {
  * WIDE: the successor has at least RF_WIDE_DEPS deps; shards batch their decrements of its
  *       join counter (struct rf_shard's pending decrement) instead of contending on it
  *       once per dep. */
-#define RF_SUCC_IDX 0x3fffffffu
+#define RF_SUCC_IDX  0x3fffffffu
 #define RF_SUCC_SOLE 0x80000000u
 #define RF_SUCC_WIDE 0x40000000u
 #define RF_WIDE_DEPS 16
@@ -70,7 +70,7 @@ struct rf_pnode {
 struct rf_pnode_cold {
     const char *kind_name; /* in plan->strtab: valid even after the engine is freed */
     uint32_t timeout_ms;
-    rf_retry retry;        /* defaults applied */
+    rf_retry retry; /* defaults applied */
 };
 
 struct rf_plan {
@@ -93,8 +93,8 @@ struct rf_plan {
 
 /* rf_exec.ctl bits: one word so the per-node check is one load. */
 enum {
-    RF_CTL_CANCEL = 1u << 0,      /* cancellation requested */
-    RF_CTL_FAILED = 1u << 1,      /* a node failed for good: start nothing new (fail fast) */
+    RF_CTL_CANCEL = 1u << 0,        /* cancellation requested */
+    RF_CTL_FAILED = 1u << 1,        /* a node failed for good: start nothing new (fail fast) */
     RF_CTL_NODE_CANCELED = 1u << 2, /* a node ended canceled */
 };
 
@@ -126,10 +126,10 @@ struct rf_evrec {
 #define RF_EVREC_DONE 0xff /* not an event: run the done callback, then release the exec */
 
 struct rf_evq {
-    _Atomic uint32_t lock;  /* test-and-test-and-set spin lock: held for an append only */
-    bool delivering;        /* under lock: a thread is running the callbacks */
-    uint64_t seq;           /* under lock: last seq given */
-    struct rf_evrec *buf;   /* under lock: pending records */
+    _Atomic uint32_t lock; /* test-and-test-and-set spin lock: held for an append only */
+    bool delivering;       /* under lock: a thread is running the callbacks */
+    uint64_t seq;          /* under lock: last seq given */
+    struct rf_evrec *buf;  /* under lock: pending records */
     uint32_t len, cap;
     struct rf_evrec *spare; /* the deliverer's batch; swapped with buf under lock */
     uint32_t spare_cap;
@@ -145,7 +145,7 @@ struct rf_exec {
     rf_callbacks cb;
     int64_t created_us;
     uint32_t home;
-    uint32_t slot;  /* global slot, set by the home shard before any node runs */
+    uint32_t slot; /* global slot, set by the home shard before any node runs */
     char id[RF_EXEC_ID_LEN];
 
     /* shared, written by any shard running its nodes */
@@ -171,7 +171,7 @@ struct rf_exec {
 
 /* Token = global execution slot (24 bits) | node index (40 bits). */
 #define RF_TOK_NODE_BITS 40
-#define RF_TOK_SLOT_MAX (1u << 24)
+#define RF_TOK_SLOT_MAX  (1u << 24)
 static inline uint64_t rf_tok(uint32_t slot, uint32_t node)
 {
     return ((uint64_t)slot << RF_TOK_NODE_BITS) | node;
@@ -199,15 +199,15 @@ struct rf_task {
     struct rf_shard *sh;
     struct rf_task *next, *prev; /* the shard's list of waiting tasks */
     uint32_t node;
-    uint8_t state;        /* enum rf_task_state */
-    bool timer_armed;     /* timeout or back-off timer awaiting its CQE */
-    bool timed_out;       /* the attempt's timeout fired */
-    bool cancel_sent;     /* kind->cancel called or back-off timer removed */
-    bool timer_removing;  /* a timeout_remove for `timer` is queued */
-    bool completed;       /* the kind completed the attempt; result below */
-    int result;           /* 0 or the failure */
-    json_t *output;       /* owned until handed to the node */
-    rf_op timer;          /* the timeout / back-off timer */
+    uint8_t state;       /* enum rf_task_state */
+    bool timer_armed;    /* timeout or back-off timer awaiting its CQE */
+    bool timed_out;      /* the attempt's timeout fired */
+    bool cancel_sent;    /* kind->cancel called or back-off timer removed */
+    bool timer_removing; /* a timeout_remove for `timer` is queued */
+    bool completed;      /* the kind completed the attempt; result below */
+    int result;          /* 0 or the failure */
+    json_t *output;      /* owned until handed to the node */
+    rf_op timer;         /* the timeout / back-off timer */
     struct __kernel_timespec ts;
     rf_error err;
     _Alignas(16) unsigned char data[]; /* kind->task_bytes */
@@ -234,12 +234,12 @@ struct rf_engine {
     unsigned ring_flags;     /* setup flags the probe settled on */
     uint64_t instance;       /* random, for execution ids */
 
-    _Atomic uint32_t state RF_ALIGNED_CL; /* enum rf_engine_state; seq_cst transitions */
-    _Atomic uint32_t rr RF_ALIGNED_CL;    /* round robin for submissions; relaxed */
-    _Atomic uint32_t nparked RF_ALIGNED_CL; /* shards parked now; relaxed hint for wakers */
+    _Atomic uint32_t state RF_ALIGNED_CL;      /* enum rf_engine_state; seq_cst transitions */
+    _Atomic uint32_t rr RF_ALIGNED_CL;         /* round robin for submissions; relaxed */
+    _Atomic uint32_t nparked RF_ALIGNED_CL;    /* shards parked now; relaxed hint for wakers */
     _Atomic uint32_t cancel_all RF_ALIGNED_CL; /* stop: shards cancel every home execution */
-    _Atomic uint32_t quit;                  /* stop: shard threads exit their loops */
-    _Atomic uint32_t stop_word;             /* futex the stopper sleeps on */
+    _Atomic uint32_t quit;                     /* stop: shard threads exit their loops */
+    _Atomic uint32_t stop_word;                /* futex the stopper sleeps on */
 
     pthread_mutex_t start_mu; /* start-up hand-shake with the shard threads only */
     pthread_cond_t start_cv;

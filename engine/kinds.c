@@ -31,8 +31,7 @@ static bool kind_name_ok(const char *s)
         return false;
     for (size_t i = 1; i < n; i++) {
         char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
-              c == '-'))
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
             return false;
     }
     return true;
@@ -56,8 +55,9 @@ int rf_engine_register_kind(rf_engine *eng, const rf_kind *k)
         return RF_ESTATE;
     if (!kind_name_ok(k->name))
         return RF_EKIND;
-    if (k->type == RF_KIND_SYNC ? !k->run : k->type == RF_KIND_ASYNC ? !k->start || !k->cancel
-                                                                       : true)
+    if (k->type == RF_KIND_SYNC    ? !k->run
+        : k->type == RF_KIND_ASYNC ? !k->start || !k->cancel
+                                   : true)
         return RF_EKIND;
     if (k->task_bytes > RF_TASK_BYTES_MAX)
         return RF_EKIND;
@@ -85,7 +85,8 @@ static int noop_run(void *ud, const rf_call *call, json_t **output, rf_error *er
 
 static int noop_validate(void *ud, const json_t *config, rf_error *err)
 {
-    if (!config || json_is_null(config) || (json_is_object(config) && json_object_size(config) == 0))
+    if (!config || json_is_null(config) ||
+        (json_is_object(config) && json_object_size(config) == 0))
         return 0;
     return rf_error_set(err, -EINVAL, false, "invalid_config", "noop takes no config");
 }
@@ -100,7 +101,8 @@ static int fail_validate(void *ud, const json_t *config, rf_error *err)
     if (!config || json_is_null(config))
         return 0;
     if (!json_is_object(config))
-        return rf_error_set(err, -EINVAL, false, "invalid_config", "fail: config must be an object");
+        return rf_error_set(err, -EINVAL, false, "invalid_config",
+                            "fail: config must be an object");
     json_object_foreach((json_t *)config, key, v)
     {
         if (strcmp(key, "message") == 0 || strcmp(key, "code") == 0) {
@@ -112,8 +114,8 @@ static int fail_validate(void *ud, const json_t *config, rf_error *err)
                 return rf_error_set(err, -EINVAL, false, "invalid_config",
                                     "fail: \"retryable\" must be a boolean");
         } else {
-            return rf_error_set(err, -EINVAL, false, "invalid_config",
-                                "fail: unknown field \"%s\"", key);
+            return rf_error_set(err, -EINVAL, false, "invalid_config", "fail: unknown field \"%s\"",
+                                key);
         }
     }
     return 0;

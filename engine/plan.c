@@ -32,9 +32,9 @@
 #include "engine/internal.h"
 
 #define RF_RETRY_ATTEMPTS_MAX 100
-#define RF_BACKOFF_MS_MAX 3600000u  /* one hour */
-#define RF_TIMEOUT_MS_MAX 86400000u /* one day */
-#define RF_GRAPH_EDGES_MAX (1u << 30)
+#define RF_BACKOFF_MS_MAX     3600000u  /* one hour */
+#define RF_TIMEOUT_MS_MAX     86400000u /* one day */
+#define RF_GRAPH_EDGES_MAX    (1u << 30)
 
 struct gnode {
     char *id;
@@ -208,8 +208,7 @@ static bool graph_name_ok(const char *s)
         return false;
     for (size_t i = 1; i < n; i++) {
         char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-'))
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
             return false;
     }
     return true;
@@ -267,16 +266,16 @@ static void check_node(rf_engine *eng, const rf_graph *g, uint32_t i, rf_diag *d
     const struct rf_kind_ent *k;
     char ptr[48];
 
-#define NODE_PROBLEM(field, code, ...)                                                      \
-    do {                                                                                    \
-        snprintf(ptr, sizeof(ptr), "/nodes/%u%s", i, field);                                \
-        rf_diag_add(d, ptr, code, __VA_ARGS__);                                             \
-        *bad = 1;                                                                           \
+#define NODE_PROBLEM(field, code, ...)                                                             \
+    do {                                                                                           \
+        snprintf(ptr, sizeof(ptr), "/nodes/%u%s", i, field);                                       \
+        rf_diag_add(d, ptr, code, __VA_ARGS__);                                                    \
+        *bad = 1;                                                                                  \
     } while (0)
 
     if (!node_id_ok(gn->id))
-        NODE_PROBLEM("/id", "invalid_id", "node id \"%.80s\" must match [A-Za-z_][A-Za-z0-9_-]{0,63}",
-                     gn->id);
+        NODE_PROBLEM("/id", "invalid_id",
+                     "node id \"%.80s\" must match [A-Za-z_][A-Za-z0-9_-]{0,63}", gn->id);
     k = rf__kind_find(eng, gn->kind);
     if (!k) {
         NODE_PROBLEM("/kind", "unknown_kind", "no node kind named \"%.80s\" is registered",
@@ -284,8 +283,7 @@ static void check_node(rf_engine *eng, const rf_graph *g, uint32_t i, rf_diag *d
     } else if (k->k.validate) {
         rf_error err = {0};
         if (k->k.validate(k->k.ud, gn->config ? gn->config : json_null(), &err) < 0)
-            NODE_PROBLEM("/config", err.code[0] ? err.code : "invalid_config", "%s",
-                         err.message);
+            NODE_PROBLEM("/config", err.code[0] ? err.code : "invalid_config", "%s", err.message);
     }
     if (o->trigger != RF_TRIGGER_ALL_SUCCEEDED && o->trigger != RF_TRIGGER_ALL_DONE)
         NODE_PROBLEM("/trigger", "invalid_trigger", "trigger must be all_succeeded or all_done");
@@ -369,8 +367,8 @@ static int64_t build_csr(const rf_graph *g, uint32_t *off, uint32_t **succ_out, 
 
 /* Kahn's algorithm over the CSR. Returns the number of nodes ordered (n if acyclic);
  * indeg[] is consumed. */
-static uint32_t topo_count(uint32_t n, const uint32_t *off, const uint32_t *succ,
-                           uint32_t *indeg, uint32_t *queue)
+static uint32_t topo_count(uint32_t n, const uint32_t *off, const uint32_t *succ, uint32_t *indeg,
+                           uint32_t *queue)
 {
     uint32_t head = 0, tail = 0;
 
@@ -535,8 +533,7 @@ static int plan_fill(rf_engine *eng, const rf_graph *g, rf_plan *p, uint32_t *of
         pn->succ_off = off[i];
         pn->nsucc = off[i + 1] - off[i];
         pn->trigger = (uint8_t)gn->opts.trigger;
-        pn->flags = (pn->nsucc == 0 ? RF_PN_SINK : 0) |
-                    (gn->opts.timeout_ms ? RF_PN_TIMEOUT : 0) |
+        pn->flags = (pn->nsucc == 0 ? RF_PN_SINK : 0) | (gn->opts.timeout_ms ? RF_PN_TIMEOUT : 0) |
                     (pn->kind->k.type == RF_KIND_SYNC ? RF_PN_SYNC : 0);
         p->cold[i].kind_name = strtab_put(&cur, gn->kind);
         p->cold[i].timeout_ms = gn->opts.timeout_ms;

@@ -22,27 +22,27 @@
 
 #include "ringflow.h"
 
-#define RF_CACHELINE 64
+#define RF_CACHELINE  64
 #define RF_ALIGNED_CL __attribute__((aligned(RF_CACHELINE)))
 
-#define rf_likely(x) __builtin_expect(!!(x), 1)
+#define rf_likely(x)   __builtin_expect(!!(x), 1)
 #define rf_unlikely(x) __builtin_expect(!!(x), 0)
 
 #define RF_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define RF_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define RF_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define RF_MIN(a, b)    ((a) < (b) ? (a) : (b))
+#define RF_MAX(a, b)    ((a) > (b) ? (a) : (b))
 
-#define rf_container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define rf_container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* Log the failed condition with its place and abort. Never returns. */
-__attribute__((noreturn, cold)) void rf__assert_fail(const char *cond, const char *file,
-                                                     int line, const char *func);
+__attribute__((noreturn, cold)) void rf__assert_fail(const char *cond, const char *file, int line,
+                                                     const char *func);
 
 /* Always on: for invariants whose violation means memory is already wrong. */
-#define RF_ASSERT(cond)                                                                     \
-    do {                                                                                    \
-        if (rf_unlikely(!(cond)))                                                           \
-            rf__assert_fail(#cond, __FILE__, __LINE__, __func__);                           \
+#define RF_ASSERT(cond)                                                                            \
+    do {                                                                                           \
+        if (rf_unlikely(!(cond)))                                                                  \
+            rf__assert_fail(#cond, __FILE__, __LINE__, __func__);                                  \
     } while (0)
 
 /* Debug and sanitizer builds only (RF_DEBUG is set by MODE=debug|asan|tsan). */
@@ -77,13 +77,13 @@ extern rf_log_level rf__log_level;
 
 void rf__log(rf_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define rf_log_debug(...)                                                                   \
-    do {                                                                                    \
-        if (rf__log_level <= RF_LOG_DEBUG)                                                  \
-            rf__log(RF_LOG_DEBUG, __VA_ARGS__);                                             \
+#define rf_log_debug(...)                                                                          \
+    do {                                                                                           \
+        if (rf__log_level <= RF_LOG_DEBUG)                                                         \
+            rf__log(RF_LOG_DEBUG, __VA_ARGS__);                                                    \
     } while (0)
-#define rf_log_info(...) rf__log(RF_LOG_INFO, __VA_ARGS__)
-#define rf_log_warn(...) rf__log(RF_LOG_WARN, __VA_ARGS__)
+#define rf_log_info(...)  rf__log(RF_LOG_INFO, __VA_ARGS__)
+#define rf_log_warn(...)  rf__log(RF_LOG_WARN, __VA_ARGS__)
 #define rf_log_error(...) rf__log(RF_LOG_ERROR, __VA_ARGS__)
 
 /* --- clocks --- */

@@ -64,9 +64,8 @@ char *rf_fmt_ts(int64_t us, char buf[RF_TS_LEN])
     gmtime_r(&secs, &tm);
     snprintf(buf, RF_TS_LEN, "%04u-%02u-%02uT%02u:%02u:%02u.%06luZ",
              (unsigned)(tm.tm_year + 1900) % 10000u, (unsigned)(tm.tm_mon + 1) % 100u,
-             (unsigned)tm.tm_mday % 100u, (unsigned)tm.tm_hour % 100u,
-             (unsigned)tm.tm_min % 100u, (unsigned)tm.tm_sec % 100u,
-             (unsigned long)frac % 1000000ul);
+             (unsigned)tm.tm_mday % 100u, (unsigned)tm.tm_hour % 100u, (unsigned)tm.tm_min % 100u,
+             (unsigned)tm.tm_sec % 100u, (unsigned long)frac % 1000000ul);
     return buf;
 }
 
@@ -110,11 +109,10 @@ int rf_error_set(rf_error *err, int rc, bool retryable, const char *code, const 
 }
 
 static const char *const status_names[] = {
-    [RF_ST_PENDING] = "pending",     [RF_ST_QUEUED] = "queued",
-    [RF_ST_READY] = "ready",         [RF_ST_RUNNING] = "running",
-    [RF_ST_RETRYING] = "retrying",   [RF_ST_SUCCEEDED] = "succeeded",
-    [RF_ST_FAILED] = "failed",       [RF_ST_CANCELED] = "canceled",
-    [RF_ST_SKIPPED] = "skipped",     [RF_ST_CACHED] = "cached",
+    [RF_ST_PENDING] = "pending", [RF_ST_QUEUED] = "queued",     [RF_ST_READY] = "ready",
+    [RF_ST_RUNNING] = "running", [RF_ST_RETRYING] = "retrying", [RF_ST_SUCCEEDED] = "succeeded",
+    [RF_ST_FAILED] = "failed",   [RF_ST_CANCELED] = "canceled", [RF_ST_SKIPPED] = "skipped",
+    [RF_ST_CACHED] = "cached",
 };
 
 const char *rf_status_name(rf_status st)

@@ -65,8 +65,8 @@ static void tick_done(rf_op *op, int res, uint32_t flags UNUSED)
         rf_task_succeed(op->task, json_pack("{s:I}", "ticked_ms", (json_int_t)t->ms));
         return;
     }
-    rf_error_set(&err, res, res != -ECANCELED, res == -ECANCELED ? "canceled" : "io",
-                 "tick: %s", strerror(-res));
+    rf_error_set(&err, res, res != -ECANCELED, res == -ECANCELED ? "canceled" : "io", "tick: %s",
+                 strerror(-res));
     rf_task_fail(op->task, &err);
 }
 
@@ -113,7 +113,8 @@ static void on_done(void *ud UNUSED, rf_exec *ex)
     atomic_fetch_add(&finished, 1);
 }
 
-/* --- the graph ---------------------------------------------------------------------------------- */
+/* --- the graph ----------------------------------------------------------------------------------
+ */
 
 static int build(rf_engine *eng, rf_plan **plan, long tick_ms)
 {

@@ -65,7 +65,7 @@ const char *rf_strerror(int err);
  * (e.g. "timeout", "canceled", "http_status"); `message` is for people. `retryable`
  * tells the engine whether the node's retry policy applies (I/O errors, timeouts and
  * overload are retryable; bad configuration is not). */
-#define RF_ERROR_CODE_MAX 48
+#define RF_ERROR_CODE_MAX    48
 #define RF_ERROR_MESSAGE_MAX 256
 typedef struct rf_error {
     char code[RF_ERROR_CODE_MAX];
@@ -139,15 +139,15 @@ uint32_t rf_engine_shards(const rf_engine *eng);
 
 /* Per-shard counters, for metrics and benchmarks. Values are racy snapshots. */
 typedef struct rf_shard_stats {
-    uint64_t nodes_run;       /* node attempts run on this shard */
-    uint64_t steals;          /* successful steals from a sibling's deque */
-    uint64_t steal_attempts;  /* steal tries, successful or not */
-    uint64_t parks;           /* times the shard slept in io_uring_submit_and_wait */
-    uint64_t wakeups_sent;    /* wakeups this shard sent to parked siblings */
-    uint64_t submits;         /* io_uring_submit* calls */
-    uint64_t cqes;            /* completions reaped */
-    uint64_t deque_depth;     /* ready nodes queued now (approximate) */
-    uint64_t inflight;        /* executions homed here now */
+    uint64_t nodes_run;      /* node attempts run on this shard */
+    uint64_t steals;         /* successful steals from a sibling's deque */
+    uint64_t steal_attempts; /* steal tries, successful or not */
+    uint64_t parks;          /* times the shard slept in io_uring_submit_and_wait */
+    uint64_t wakeups_sent;   /* wakeups this shard sent to parked siblings */
+    uint64_t submits;        /* io_uring_submit* calls */
+    uint64_t cqes;           /* completions reaped */
+    uint64_t deque_depth;    /* ready nodes queued now (approximate) */
+    uint64_t inflight;       /* executions homed here now */
 } rf_shard_stats;
 
 /* Fill *out with shard `shard`'s counters. Any thread. -EINVAL for a bad index. */
@@ -190,7 +190,7 @@ typedef struct rf_op rf_op;
  * rf_task_data()), it must stay valid until its last CQE was delivered to `cb`. */
 typedef void (*rf_op_fn)(rf_op *op, int res, uint32_t cqe_flags);
 struct rf_op {
-    rf_op_fn cb;  /* called on the owning shard for each CQE of the operation */
+    rf_op_fn cb;   /* called on the owning shard for each CQE of the operation */
     rf_task *task; /* the task the operation belongs to, set by rf_task_sqe() */
 };
 
@@ -201,17 +201,17 @@ typedef enum rf_kind_type {
 
 /* What a synchronous kind is given. All borrowed, valid during the call. */
 typedef struct rf_call {
-    const json_t *params;  /* the node's params (its resolved config); JSON null if none */
-    const char *node_id;   /* the node's id in its graph */
-    const char *exec_id;   /* the execution's id */
-    uint32_t attempt;      /* 1 for the first attempt */
-    uint32_t shard;        /* the shard running it */
+    const json_t *params; /* the node's params (its resolved config); JSON null if none */
+    const char *node_id;  /* the node's id in its graph */
+    const char *exec_id;  /* the execution's id */
+    uint32_t attempt;     /* 1 for the first attempt */
+    uint32_t shard;       /* the shard running it */
 } rf_call;
 
 typedef struct rf_kind {
-    const char *name;   /* [a-z][a-z0-9_.-]{0,63}; copied at registration */
+    const char *name; /* [a-z][a-z0-9_.-]{0,63}; copied at registration */
     rf_kind_type type;
-    void *ud;           /* passed back unchanged; owned by the application */
+    void *ud; /* passed back unchanged; owned by the application */
     /* RF_KIND_SYNC: 0 and *output (owned by the engine, NULL means JSON null) on success;
      * a negative errno or rf_err with *err filled on failure. */
     int (*run)(void *ud, const rf_call *call, json_t **output, rf_error *err);
@@ -331,7 +331,7 @@ rf_plan *rf_plan_retain(rf_plan *p);
 void rf_plan_release(rf_plan *p);
 
 uint32_t rf_plan_nodes(const rf_plan *p);
-const char *rf_plan_name(const rf_plan *p);      /* valid while the plan is */
+const char *rf_plan_name(const rf_plan *p); /* valid while the plan is */
 const char *rf_plan_node_id(const rf_plan *p, uint32_t node);
 const char *rf_plan_node_kind(const rf_plan *p, uint32_t node);
 /* Bytes the plan occupies, and bytes an execution of it needs beyond its fixed header. */
@@ -349,12 +349,12 @@ typedef enum rf_status {
     RF_ST_QUEUED,      /* execution: accepted, not started */
     RF_ST_READY,       /* node: deps done, waiting for a shard */
     RF_ST_RUNNING,
-    RF_ST_RETRYING,    /* node: between attempts */
+    RF_ST_RETRYING, /* node: between attempts */
     RF_ST_SUCCEEDED,
     RF_ST_FAILED,
     RF_ST_CANCELED,
-    RF_ST_SKIPPED,     /* node */
-    RF_ST_CACHED,      /* node: output served from the cache */
+    RF_ST_SKIPPED, /* node */
+    RF_ST_CACHED,  /* node: output served from the cache */
 } rf_status;
 
 /* "pending", "queued", ... as in the spec. */
@@ -384,8 +384,8 @@ const char *rf_event_type_name(rf_event_type t);
 
 /* One event. Everything borrowed, valid during the callback only. */
 typedef struct rf_event {
-    uint64_t seq;             /* 1, 2, 3, ... per execution, no gaps */
-    int64_t ts_us;            /* CLOCK_REALTIME, microseconds since the epoch */
+    uint64_t seq;  /* 1, 2, 3, ... per execution, no gaps */
+    int64_t ts_us; /* CLOCK_REALTIME, microseconds since the epoch */
     rf_event_type type;
     const char *exec_id;
     int32_t node;             /* node index, -1 for execution events */

@@ -105,8 +105,8 @@ int rf__iouring_probe(rf_engine *eng)
             rc = RF_EIOURING;
         }
     }
-    eng->has_msg_ring = io_uring_opcode_supported(probe, IORING_OP_MSG_RING) &&
-                        !eng->cfg.no_msg_ring;
+    eng->has_msg_ring =
+        io_uring_opcode_supported(probe, IORING_OP_MSG_RING) && !eng->cfg.no_msg_ring;
     io_uring_free_probe(probe);
     eng->ring_flags = flags;
     return rc;

@@ -28,8 +28,8 @@
 _Thread_local struct rf_shard *rf__cur_shard;
 
 #define RF_DEQUE_CAP_LOG2_INIT 12
-#define RF_TASK_POOL_CHUNK 64
-#define RF_STEAL_BATCH 32
+#define RF_TASK_POOL_CHUNK     64
+#define RF_STEAL_BATCH         32
 
 static void evfd_arm(struct rf_shard *sh);
 
@@ -115,8 +115,8 @@ struct io_uring_sqe *rf__shard_sqe(struct rf_shard *sh)
     return sqe;
 }
 
-void rf__shard_timer_arm(struct rf_shard *sh, rf_op *op, struct __kernel_timespec *ts,
-                         uint64_t ms, rf_op_fn cb)
+void rf__shard_timer_arm(struct rf_shard *sh, rf_op *op, struct __kernel_timespec *ts, uint64_t ms,
+                         rf_op_fn cb)
 {
     struct io_uring_sqe *sqe = rf__shard_sqe(sh);
 
@@ -440,7 +440,7 @@ static void park(struct rf_shard *sh)
     /* seq_cst: the re-check below must not move before the PARKED store. */
     atomic_thread_fence(memory_order_seq_cst);
     if (!work_visible(sh)) {
-        atomic_fetch_add_explicit(&sh->ctr.parks, 1, memory_order_relaxed); /* stat */
+        atomic_fetch_add_explicit(&sh->ctr.parks, 1, memory_order_relaxed);   /* stat */
         atomic_fetch_add_explicit(&sh->ctr.submits, 1, memory_order_relaxed); /* stat */
         int rc = io_uring_submit_and_wait(&sh->ring, 1);
         RF_ASSERT(rc >= 0 || rc == -EINTR || rc == -ETIME || rc == -EBUSY);
@@ -549,8 +549,8 @@ void *rf__shard_main(void *arg)
     pthread_setname_np(pthread_self(), name);
     rc = pin(sh);
     if (rc < 0)
-        rf_log_warn("\"msg\":\"cannot pin shard\",\"shard\":%u,\"cpu\":%d,\"err\":\"%s\"",
-                    sh->id, sh->cpu, rf_strerror(rc));
+        rf_log_warn("\"msg\":\"cannot pin shard\",\"shard\":%u,\"cpu\":%d,\"err\":\"%s\"", sh->id,
+                    sh->cpu, rf_strerror(rc));
     sh->heap = rf_heap_new();
     rc = sh->heap ? ring_init(sh) : -ENOMEM;
     started(sh, rc);

@@ -36,7 +36,7 @@
 
 /* CQEs whose user_data is one of these are not rf_ops. */
 #define RF_UD_IGNORE 0ull /* completions nobody waits for (timer removals, wake sends) */
-#define RF_UD_WAKE 1ull   /* a MSG_RING wakeup from a sibling */
+#define RF_UD_WAKE   1ull /* a MSG_RING wakeup from a sibling */
 
 enum rf_sleep {
     RF_AWAKE = 0,
@@ -66,26 +66,26 @@ struct rf_shard {
     struct io_uring ring;
     rf_engine *eng;
     uint32_t id;
-    int cpu;                    /* pinned CPU or -1 */
-    uint64_t rng;               /* victims and jitter */
-    rf_heap *heap;              /* created by the thread itself */
-    struct rf_task *task_free;  /* pool of idle tasks (linked through next) */
-    void *task_chunks;          /* the pool's chunks, linked through their first word */
+    int cpu;                   /* pinned CPU or -1 */
+    uint64_t rng;              /* victims and jitter */
+    rf_heap *heap;             /* created by the thread itself */
+    struct rf_task *task_free; /* pool of idle tasks (linked through next) */
+    void *task_chunks;         /* the pool's chunks, linked through their first word */
     size_t task_size;
-    uint32_t tasks_out;         /* tasks taken from the pool and not yet returned */
-    struct rf_task waiting;     /* sentinel of the list of waiting tasks */
+    uint32_t tasks_out;     /* tasks taken from the pool and not yet returned */
+    struct rf_task waiting; /* sentinel of the list of waiting tasks */
     uint64_t seen_cancel_epoch;
-    struct rf_exec home;        /* sentinel of the list of executions homed here */
-    uint32_t *free_slots;       /* stack of free local slot numbers */
+    struct rf_exec home;  /* sentinel of the list of executions homed here */
+    uint32_t *free_slots; /* stack of free local slot numbers */
     uint32_t nfree_slots;
-    uint32_t slot_base;         /* this shard's first global slot */
-    struct rf_exec *pend_ex;    /* a batched join decrement not yet applied (RF_SUCC_WIDE) */
+    uint32_t slot_base;      /* this shard's first global slot */
+    struct rf_exec *pend_ex; /* a batched join decrement not yet applied (RF_SUCC_WIDE) */
     uint32_t pend_node;
     uint32_t pend_n;
     bool ring_ok;
     bool canceled_all;
-    int evfd;                   /* eventfd for wakeups from threads without a ring */
-    uint64_t evbuf;             /* the pending eventfd read lands here */
+    int evfd;       /* eventfd for wakeups from threads without a ring */
+    uint64_t evbuf; /* the pending eventfd read lands here */
     rf_op evop;
     pthread_t thread;
     struct rf_shard_counters ctr;
@@ -115,8 +115,8 @@ void rf__shard_wake_sibling(struct rf_shard *self);
 /* An SQE on the owner's ring, flushing the SQ once if it is full. Owner thread. */
 struct io_uring_sqe *rf__shard_sqe(struct rf_shard *sh);
 /* Arm a relative timeout on the owner's ring; `op->cb` gets -ETIME when it fires. */
-void rf__shard_timer_arm(struct rf_shard *sh, rf_op *op, struct __kernel_timespec *ts,
-                         uint64_t ms, rf_op_fn cb);
+void rf__shard_timer_arm(struct rf_shard *sh, rf_op *op, struct __kernel_timespec *ts, uint64_t ms,
+                         rf_op_fn cb);
 /* Remove an armed timeout; its CQE then arrives with -ECANCELED (or -ETIME if it raced). */
 void rf__shard_timer_cancel(struct rf_shard *sh, rf_op *op);
 

@@ -38,8 +38,8 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static rf_engine *engine(uint32_t shards, bool no_msg_ring, uint32_t inflight,
-                         const rf_kind *extra, size_t nextra)
+static rf_engine *engine(uint32_t shards, bool no_msg_ring, uint32_t inflight, const rf_kind *extra,
+                         size_t nextra)
 {
     rf_config cfg = {.shards = shards,
                      .no_pin_threads = true,
@@ -84,7 +84,7 @@ struct rec {
     _Atomic int n;
     _Atomic int after_done; /* callbacks seen after done: must stay 0 */
     _Atomic int done;
-    _Atomic int in_cb;      /* concurrent callbacks for one execution: must stay 0 */
+    _Atomic int in_cb; /* concurrent callbacks for one execution: must stay 0 */
     _Atomic int overlap;
     rf_event_type type[REC_MAX];
     int32_t node[REC_MAX];
@@ -518,12 +518,12 @@ static void test_triggers(void **state)
      * slow (delay 50) -> late (noop): late is not started before bad fails -> skipped. */
     assert_int_equal(rf_graph_new("triggers", &g), 0);
     json_t *d50 = json_pack("{s:i}", "ms", 50);
-    rf_graph_add_node(g, "bad", "fail", NULL, NULL);          /* 0 */
-    rf_graph_add_node(g, "skip1", "noop", NULL, NULL);        /* 1 */
-    rf_graph_add_node(g, "skip2", "noop", NULL, NULL);        /* 2 */
-    rf_graph_add_node(g, "report", "noop", NULL, &all_done);  /* 3 */
-    rf_graph_add_node(g, "slow", "delay", d50, NULL);         /* 4 */
-    rf_graph_add_node(g, "late", "noop", NULL, NULL);         /* 5 */
+    rf_graph_add_node(g, "bad", "fail", NULL, NULL);         /* 0 */
+    rf_graph_add_node(g, "skip1", "noop", NULL, NULL);       /* 1 */
+    rf_graph_add_node(g, "skip2", "noop", NULL, NULL);       /* 2 */
+    rf_graph_add_node(g, "report", "noop", NULL, &all_done); /* 3 */
+    rf_graph_add_node(g, "slow", "delay", d50, NULL);        /* 4 */
+    rf_graph_add_node(g, "late", "noop", NULL, NULL);        /* 5 */
     json_decref(d50);
     rf_graph_add_edge(g, 0, 1);
     rf_graph_add_edge(g, 1, 2);
@@ -532,8 +532,8 @@ static void test_triggers(void **state)
     rf_plan *p = compile(eng, g);
     rf_exec *ex = submit_rec(eng, p, r);
     wait_ok(ex);
-    rf_status want[] = {RF_ST_FAILED, RF_ST_SKIPPED, RF_ST_SKIPPED, RF_ST_SUCCEEDED,
-                        RF_ST_SUCCEEDED, RF_ST_SKIPPED};
+    rf_status want[] = {RF_ST_FAILED,    RF_ST_SKIPPED,   RF_ST_SKIPPED,
+                        RF_ST_SUCCEEDED, RF_ST_SUCCEEDED, RF_ST_SKIPPED};
     for (uint32_t i = 0; i < 6; i++) {
         rf_node_info ni;
         rf_exec_node(ex, i, &ni);
@@ -687,8 +687,7 @@ static void *submitter(void *a)
             i--;
             continue;
         }
-        if (rc == 0 && rf_exec_wait(ex, WAIT_MS) == 0 &&
-            rf_exec_status(ex) == RF_ST_SUCCEEDED)
+        if (rc == 0 && rf_exec_wait(ex, WAIT_MS) == 0 && rf_exec_status(ex) == RF_ST_SUCCEEDED)
             s->ok++;
         if (rc == 0)
             rf_exec_release(ex);
