@@ -23,6 +23,8 @@
 #define RF_SHARDS_MAX       1024
 #define RF_RING_ENTRIES_MAX 32768
 #define RF_STOP_POLL_MS     10
+/* A plan's ready nodes must fit one shard's deque (sched/deque.h). */
+#define RF_PLAN_NODES_LIMIT (1u << RF_DEQUE_CAP_LOG2_MAX)
 
 static int config_defaults(rf_config *c)
 {
@@ -48,7 +50,7 @@ static int config_defaults(rf_config *c)
         c->seed = rf_now_ns() | 1;
     if (c->shards > RF_SHARDS_MAX || c->ring_entries > RF_RING_ENTRIES_MAX ||
         (uint64_t)c->shards * c->inflight_per_shard_max > RF_TOK_SLOT_MAX ||
-        c->plan_nodes_max > (1u << 30) || c->log_level > RF_LOG_ERROR)
+        c->plan_nodes_max > RF_PLAN_NODES_LIMIT || c->log_level > RF_LOG_ERROR)
         return -EINVAL;
     return 0;
 }
@@ -197,6 +199,8 @@ int rf_engine_start(rf_engine *eng)
 err:
     shards_free(eng);
     atomic_store(&eng->quit, 0);
+    eng->started = 0;
+    eng->start_err = 0;
     return rc;
 }
 
@@ -205,8 +209,8 @@ static uint64_t inflight_total(const rf_engine *eng)
     uint64_t n = 0;
 
     for (uint32_t i = 0; i < eng->nshards; i++)
-        /* Acquire: pairs with the home shard's release decrement. */
-        n += atomic_load_explicit(&eng->shards[i]->inflight, memory_order_acquire);
+        /* seq_cst: the Dekker half against rf_submit's reservation (see reserve_shard). */
+        n += atomic_load_explicit(&eng->shards[i]->inflight, memory_order_seq_cst);
     return n;
 }
 
@@ -250,9 +254,13 @@ int rf_engine_stop(rf_engine *eng, uint32_t drain_ms)
         atomic_store(&eng->state, RF_ENG_STOPPED);
         return 0;
     }
-    if (st != RF_ENG_RUNNING)
+    /* seq_cst CAS: one stopper wins; the others wait for it to finish. */
+    uint32_t running = RF_ENG_RUNNING;
+    if (!atomic_compare_exchange_strong(&eng->state, &running, RF_ENG_STOPPING)) {
+        while (atomic_load(&eng->state) == RF_ENG_STOPPING)
+            rf__futex_wait(&eng->stop_word, atomic_load(&eng->stop_word), RF_STOP_POLL_MS);
         return 0;
-    atomic_store(&eng->state, RF_ENG_STOPPING); /* seq_cst: see rf_submit */
+    }
     if (!wait_drained(eng, rf_now_ns() + (uint64_t)drain_ms * 1000000u)) {
         /* Release: shards acquire it and then cancel every execution they home. */
         atomic_store_explicit(&eng->cancel_all, 1, memory_order_release);

@@ -228,10 +228,9 @@ static uint64_t backoff_start(struct rf_shard *sh, struct rf_exec *ex, uint32_t 
 {
     struct rf_task *t;
 
-    if (delay == 0)
+    t = delay ? rf__task_get(sh) : NULL;
+    if (!t) /* no delay, or no memory for a timer: retry now rather than never */
         return rf_tok(ex->slot, i);
-    t = rf__task_get(sh);
-    RF_ASSERT(t != NULL); /* the pool only fails when memory is exhausted */
     t->ex = ex;
     t->node = i;
     t->state = RF_TASK_BACKOFF;
@@ -654,8 +653,10 @@ static struct rf_shard *reserve_shard(rf_engine *eng, const rf_submit_opts *o)
     }
     for (uint32_t k = 0; k < tries; k++) {
         struct rf_shard *sh = eng->shards[(first + k) % n];
-        /* Relaxed: the count is a bound, not a publication (the inbox publishes). */
-        if (atomic_fetch_add_explicit(&sh->inflight, 1, memory_order_relaxed) < max)
+        /* seq_cst: acquires finalize's release (the DONE that frees a slot is then already
+         * in the inbox, ahead of our SUBMIT) and is the Dekker half against
+         * rf_engine_stop's STOPPING store followed by its reads of the counts. */
+        if (atomic_fetch_add_explicit(&sh->inflight, 1, memory_order_seq_cst) < max)
             return sh;
         atomic_fetch_sub_explicit(&sh->inflight, 1, memory_order_relaxed);
     }

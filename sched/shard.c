@@ -56,7 +56,8 @@ int rf__shard_new(rf_engine *eng, uint32_t id, int cpu, struct rf_shard **out)
     sh->task_size = (sizeof(struct rf_task) + eng->task_bytes_max + 15) & ~(size_t)15;
 
     sh->free_slots = malloc(per * sizeof(*sh->free_slots));
-    if (!sh->free_slots)
+    sh->wake_ops = calloc(eng->nshards, sizeof(*sh->wake_ops));
+    if (!sh->free_slots || !sh->wake_ops)
         goto err_slots;
     for (uint32_t i = 0; i < per; i++)
         sh->free_slots[i] = per - 1 - i; /* pop gives 0, 1, 2, ... */
@@ -83,8 +84,9 @@ err_evfd:
 err_mq:
     rf_deque_fini(&sh->dq);
 err_dq:
-    free(sh->free_slots);
 err_slots:
+    free(sh->wake_ops);
+    free(sh->free_slots);
     free(sh);
     return rc;
 }
@@ -98,6 +100,7 @@ void rf__shard_free(struct rf_shard *sh)
     rf_mq_fini(&sh->inbox);
     rf_deque_fini(&sh->dq);
     free(sh->free_slots);
+    free(sh->wake_ops);
     free(sh);
 }
 
@@ -186,10 +189,14 @@ void rf__shard_push(struct rf_shard *sh, uint64_t tok)
 {
     int rc = rf_deque_push_owner(&sh->dq, tok);
 
-    /* The deque holds at most the ready nodes of the executions in flight, a number
-     * bounded by inflight_per_shard_max x plan_nodes_max; running out of memory for it
-     * leaves no correct way on. */
-    RF_ASSERT(rc == 0);
+    /* The deque holds the ready nodes of the executions in flight, at most
+     * 2^RF_DEQUE_CAP_LOG2_MAX (the engine refuses plans larger than that); failing to grow
+     * it means memory is exhausted, which leaves no correct way on. */
+    if (rf_unlikely(rc < 0)) {
+        rf_log_error("\"msg\":\"ready-node deque cannot grow\",\"shard\":%u,\"depth\":%zu", sh->id,
+                     rf_deque_size_approx(&sh->dq));
+        RF_ASSERT(rc == 0);
+    }
 }
 
 void rf__shard_flush_pending(struct rf_shard *sh)
@@ -210,17 +217,41 @@ void rf__shard_flush_pending(struct rf_shard *sh)
     rf__shard_push(sh, rf_tok(ex->slot, s));
 }
 
+static void evfd_poke(struct rf_shard *to)
+{
+    uint64_t one = 1;
+    ssize_t n = write(to->evfd, &one, sizeof(one));
+    RF_ASSERT(n == (ssize_t)sizeof(one) || errno == EAGAIN); /* EAGAIN: already set */
+}
+
+/* A MSG_RING that failed (the target's CQ overflowing, no memory) must not strand its
+ * target in NOTIFIED, where no other waker may try: fall back to its eventfd. */
+static void wake_cqe(rf_op *op, int res, uint32_t flags)
+{
+    struct rf_wake_op *w = rf_container_of(op, struct rf_wake_op, op);
+
+    (void)flags;
+    if (res < 0)
+        evfd_poke(w->to);
+}
+
+/* Submitted at once, not with the sender's batch: the target may be the only idle shard
+ * while the sender runs a whole budget of long nodes. One syscall per real wakeup, as the
+ * eventfd write costs. */
 static void send_wakeup(struct rf_shard *from, struct rf_shard *to)
 {
     struct io_uring_sqe *sqe;
 
     if (from && from->eng->has_msg_ring && (sqe = rf__shard_sqe(from)) != NULL) {
+        struct rf_wake_op *w = &from->wake_ops[to->id];
+        w->op.cb = wake_cqe;
+        w->to = to;
         io_uring_prep_msg_ring(sqe, to->ring.ring_fd, 0, RF_UD_WAKE, 0);
-        io_uring_sqe_set_data64(sqe, RF_UD_IGNORE);
+        io_uring_sqe_set_data(sqe, &w->op);
+        io_uring_submit(&from->ring);
+        atomic_fetch_add_explicit(&from->ctr.submits, 1, memory_order_relaxed); /* stat */
     } else {
-        uint64_t one = 1;
-        ssize_t n = write(to->evfd, &one, sizeof(one));
-        RF_ASSERT(n == (ssize_t)sizeof(one) || errno == EAGAIN); /* EAGAIN: already set */
+        evfd_poke(to);
     }
     if (from)
         atomic_fetch_add_explicit(&from->ctr.wakeups_sent, 1, memory_order_relaxed); /* stat */
@@ -247,8 +278,11 @@ void rf__shard_wake_sibling(struct rf_shard *self)
     uint32_t n = eng->nshards;
     uint32_t start;
 
-    /* Relaxed: a stale count only costs a missed or a useless scan, never lost work
-     * (a parking shard re-checks every deque after publishing PARKED). */
+    /* seq_cst: our deque push (a release store of bottom) must be visible before we read
+     * who is parked, or a sibling parking right now and we could miss each other. Once
+     * per batch of pushes, not per node. */
+    atomic_thread_fence(memory_order_seq_cst);
+    /* Relaxed after the fence: a stale count only costs a missed or a useless scan. */
     if (atomic_load_explicit(&eng->nparked, memory_order_relaxed) == 0)
         return;
     start = rf_rand_below(&self->rng, n);
@@ -350,7 +384,7 @@ static void check_cancels(struct rf_shard *sh)
         sh->seen_cancel_epoch = ep;
         rf__tasks_cancel_scan(sh);
     }
-    /* Relaxed: the flag only starts the walk; ordering comes from the inbox and epochs. */
+    /* Acquire: pairs with the stopper's release store; the walk then sees its state. */
     if (!sh->canceled_all && atomic_load_explicit(&sh->eng->cancel_all, memory_order_acquire)) {
         sh->canceled_all = true;
         rf__exec_cancel_home_all(sh);

@@ -51,6 +51,12 @@ enum rf_msg_type {
 };
 #define RF_MSG_TYPE_MASK 3ull
 
+/* One per (sender, target) pair: the MSG_RING wakeup's completion. */
+struct rf_wake_op {
+    rf_op op;
+    struct rf_shard *to;
+};
+
 struct rf_shard_counters {
     _Atomic uint64_t nodes_run; /* all counters: owner writes relaxed, readers snapshot */
     _Atomic uint64_t steals;
@@ -84,8 +90,9 @@ struct rf_shard {
     uint32_t pend_n;
     bool ring_ok;
     bool canceled_all;
-    int evfd;       /* eventfd for wakeups from threads without a ring */
-    uint64_t evbuf; /* the pending eventfd read lands here */
+    struct rf_wake_op *wake_ops; /* nshards entries, indexed by target */
+    int evfd;                    /* eventfd for wakeups from threads without a ring */
+    uint64_t evbuf;              /* the pending eventfd read lands here */
     rf_op evop;
     pthread_t thread;
     struct rf_shard_counters ctr;

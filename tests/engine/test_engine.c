@@ -514,27 +514,31 @@ static void test_triggers(void **state)
     rf_node_opts all_done = {.trigger = RF_TRIGGER_ALL_DONE};
     rf_graph *g;
 
-    /* bad (fail) -> skip1 (all_succeeded) -> skip2; bad -> report (all_done);
-     * slow (delay 50) -> late (noop): late is not started before bad fails -> skipped. */
+    /* gate (delay 30) -> bad (fail) -> skip1 (all_succeeded) -> skip2; bad -> report
+     * (all_done); slow (delay 200) -> late (noop). slow is a root, running long before bad
+     * fails; late has not started when bad fails -> skipped (fail fast). */
     assert_int_equal(rf_graph_new("triggers", &g), 0);
-    json_t *d50 = json_pack("{s:i}", "ms", 50);
-    rf_graph_add_node(g, "bad", "fail", NULL, NULL);         /* 0 */
-    rf_graph_add_node(g, "skip1", "noop", NULL, NULL);       /* 1 */
-    rf_graph_add_node(g, "skip2", "noop", NULL, NULL);       /* 2 */
-    rf_graph_add_node(g, "report", "noop", NULL, &all_done); /* 3 */
-    rf_graph_add_node(g, "slow", "delay", d50, NULL);        /* 4 */
-    rf_graph_add_node(g, "late", "noop", NULL, NULL);        /* 5 */
-    json_decref(d50);
+    json_t *d30 = json_pack("{s:i}", "ms", 30), *d200 = json_pack("{s:i}", "ms", 200);
+    rf_graph_add_node(g, "gate", "delay", d30, NULL);        /* 0 */
+    rf_graph_add_node(g, "bad", "fail", NULL, NULL);         /* 1 */
+    rf_graph_add_node(g, "skip1", "noop", NULL, NULL);       /* 2 */
+    rf_graph_add_node(g, "skip2", "noop", NULL, NULL);       /* 3 */
+    rf_graph_add_node(g, "report", "noop", NULL, &all_done); /* 4 */
+    rf_graph_add_node(g, "slow", "delay", d200, NULL);       /* 5 */
+    rf_graph_add_node(g, "late", "noop", NULL, NULL);        /* 6 */
+    json_decref(d30);
+    json_decref(d200);
     rf_graph_add_edge(g, 0, 1);
     rf_graph_add_edge(g, 1, 2);
-    rf_graph_add_edge(g, 0, 3);
-    rf_graph_add_edge(g, 4, 5);
+    rf_graph_add_edge(g, 2, 3);
+    rf_graph_add_edge(g, 1, 4);
+    rf_graph_add_edge(g, 5, 6);
     rf_plan *p = compile(eng, g);
     rf_exec *ex = submit_rec(eng, p, r);
     wait_ok(ex);
-    rf_status want[] = {RF_ST_FAILED,    RF_ST_SKIPPED,   RF_ST_SKIPPED,
+    rf_status want[] = {RF_ST_SUCCEEDED, RF_ST_FAILED,    RF_ST_SKIPPED, RF_ST_SKIPPED,
                         RF_ST_SUCCEEDED, RF_ST_SUCCEEDED, RF_ST_SKIPPED};
-    for (uint32_t i = 0; i < 6; i++) {
+    for (uint32_t i = 0; i < 7; i++) {
         rf_node_info ni;
         rf_exec_node(ex, i, &ni);
         assert_int_equal(ni.status, want[i]);
