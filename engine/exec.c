@@ -40,9 +40,6 @@
 #include "engine/internal.h"
 #include "sched/shard.h"
 
-static uint64_t attempt_start(struct rf_shard *sh, struct rf_exec *ex, uint32_t i);
-static uint64_t attempt_failed(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, rf_error *err);
-
 static inline bool events_on(const struct rf_exec *ex)
 {
     return ex->cb.event != NULL;
@@ -56,7 +53,7 @@ static inline void set_status(struct rf_exec *ex, uint32_t i, rf_status st)
 
 /* --- completion ------------------------------------------------------------------------- */
 
-static void exec_complete(struct rf_shard *sh, struct rf_exec *ex)
+static void exec_complete(struct rf_exec *ex)
 {
     /* Acquire: the bits were set by shards whose ends we follow through sinks_left. */
     uint32_t ctl = atomic_load_explicit(&ex->ctl, memory_order_acquire);
@@ -70,20 +67,17 @@ static void exec_complete(struct rf_shard *sh, struct rf_exec *ex)
         int32_t f = atomic_load_explicit(&ex->first_failed, memory_order_relaxed);
         json_t **errs = atomic_load_explicit(&ex->errs, memory_order_acquire);
         json_t *ne = errs && f >= 0 ? errs[f] : NULL;
+        const char *msg = json_string_value(json_object_get(ne, "message"));
         st = RF_ST_FAILED;
         ev = RF_EV_EXECUTION_FAILED;
         ex->error = json_pack("{s:s, s:s, s:O?}", "code", "node_failed", "message",
-                              json_string_value(json_object_get(ne, "message"))
-                                  ? json_string_value(json_object_get(ne, "message"))
-                                  : "a node failed",
-                              "node", json_object_get(ne, "node"));
+                              msg ? msg : "a node failed", "node", json_object_get(ne, "node"));
     }
     ex->finished_us = rf_wall_us();
     atomic_store_explicit(&ex->status, (uint8_t)st, memory_order_release); /* publish */
     if (events_on(ex))
         rf__evq_emit(ex, ev, 0, 0, 0, NULL);
     rf__evq_done(ex);
-    (void)sh;
 }
 
 /* The node's terminal transition: event, outcome bits, successors, maybe the end of the
@@ -158,7 +152,7 @@ static uint64_t node_finish(struct rf_shard *sh, struct rf_exec *ex, uint32_t i,
         rf__shard_wake_sibling(sh);
     /* acq_rel: the last sink sees every node's end before it completes the execution. */
     if (sink && atomic_fetch_sub_explicit(&ex->sinks_left, 1, memory_order_acq_rel) == 1)
-        exec_complete(sh, ex);
+        exec_complete(ex);
     return next;
 }
 
@@ -575,7 +569,7 @@ void rf__exec_start(struct rf_shard *sh, struct rf_exec *ex)
         rf__evq_emit(ex, RF_EV_EXECUTION_STARTED, 0, 0, 0, NULL);
     }
     if (p->n == 0) {
-        exec_complete(sh, ex);
+        exec_complete(ex);
         return;
     }
     for (uint32_t r = 0; r < p->nroots; r++) {
