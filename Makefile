@@ -57,8 +57,15 @@ SAN_LDFLAGS := -fsanitize=address,undefined
 else ifeq ($(MODE),tsan)
 OPT := -O1 -DRF_DEBUG -DRF_SYSTEM_ALLOC -fno-omit-frame-pointer -fsanitize=thread -Wno-tsan
 SAN_LDFLAGS := -fsanitize=thread
+else ifeq ($(MODE),fuzz)
+# libFuzzer: everything built by clang with coverage; only the targets link -fsanitize=fuzzer.
+CC := clang
+CXX := clang++
+OPT := -O1 -DRF_DEBUG -DRF_SYSTEM_ALLOC -fno-omit-frame-pointer \
+       -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+SAN_LDFLAGS := -fsanitize=address,undefined
 else
-$(error MODE must be release, debug, asan or tsan)
+$(error MODE must be release, debug, asan, tsan or fuzz)
 endif
 
 CFLAGS_ALL = $(BASE_CFLAGS) $(OPT) $(PKG_CFLAGS) $(CFLAGS)
@@ -79,16 +86,24 @@ TSAN_TEST_SRCS := $(shell grep -l RF_TEST_CONCURRENT $(TEST_SRCS) /dev/null 2>/d
 TEST_HELPER_SRCS := $(wildcard tests/support/*.c)
 TEST_HELPER_OBJS := $(TEST_HELPER_SRCS:%.c=$(BUILD)/%.o)
 
+# Fuzz targets: fuzz/<name>.c holds one LLVMFuzzerTestOneInput, fuzz/corpus/<name>/ its
+# seeds. Every mode builds a replay binary (the target plus fuzz/driver/replay.c) that runs
+# the corpus once, as a test; MODE=fuzz builds the libFuzzer binaries `make fuzz` runs.
+FUZZ_SRCS := $(wildcard fuzz/*.c)
+FUZZ_NAMES := $(FUZZ_SRCS:fuzz/%.c=%)
+FUZZ_REPLAYS := $(FUZZ_NAMES:%=$(BUILD)/fuzz/replay-%)
+FUZZ_TIME ?= 60
+
 STAGE := $(BUILD)/stage
 EMBED := $(BUILD)/examples/embed
 
 DEPS_STAMP := build/.deps
 
 .PHONY: all lib test test-unit test-asan test-tsan test-embed run bench bench-build \
-        install format clean deps check-format
+        install format clean deps check-format fuzz fuzz-build tools
 .DELETE_ON_ERROR:
 
-all: lib $(EMBED)
+all: lib tools $(EMBED)
 
 lib: $(LIB_A) $(LIB_SO) $(PC)
 
@@ -125,6 +140,19 @@ $(PC): Makefile
 	  'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lringflow' \
 	  'Libs.private: -lmimalloc -lpthread' > $@
 
+# --- command-line tools ------------------------------------------------------------------
+
+# engine/cmd/<tool>.c holds a main(); each links the static library.
+TOOL_SRCS := $(wildcard engine/cmd/*.c)
+TOOLS := $(TOOL_SRCS:engine/cmd/%.c=$(BUILD)/%)
+
+$(BUILD)/%: engine/cmd/%.c $(LIB_A) | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS_ALL) $< $(LIB_A) -o $@ $(LDFLAGS_ALL) $(PKG_LIBS)
+
+tools: $(TOOLS)
+
 # --- install, and a staged install the example is built against -------------------------
 
 install: lib
@@ -154,12 +182,19 @@ $(EMBED): examples/embed.c $(STAGE)/.done
 $(BUILD)/tests/%: tests/%.c $(LIB_A) $(TEST_HELPER_OBJS) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CFLAGS_ALL) $< $(TEST_HELPER_OBJS) $(LIB_A) -o $@ $(LDFLAGS_ALL) \
+	$(Q)$(CC) $(CFLAGS_ALL) -DRF_BUILD_DIR='"$(BUILD)"' $< $(TEST_HELPER_OBJS) $(LIB_A) -o $@ $(LDFLAGS_ALL) \
 	  $(PKG_LIBS) $$(pkg-config --libs cmocka)
 
-# Unit and integration tests in the current MODE.
-test-unit: $(TEST_BINS) $(EMBED)
-	$(Q)scripts/run-tests.sh "$(MODE)" $(TEST_BINS) $(EMBED)
+# Corpus replays: the target's source, the replay driver and the library.
+$(BUILD)/fuzz/replay-%: fuzz/%.c fuzz/driver/replay.c $(LIB_A) | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $< (corpus replay)")
+	$(Q)$(CC) $(CFLAGS_ALL) -DRF_FUZZ_CORPUS='"fuzz/corpus/$*"' $< fuzz/driver/replay.c \
+	  $(LIB_A) -o $@ $(LDFLAGS_ALL) $(PKG_LIBS)
+
+# Unit and integration tests, and the fuzz corpus replays, in the current MODE.
+test-unit: $(TEST_BINS) $(EMBED) $(FUZZ_REPLAYS) tools
+	$(Q)scripts/run-tests.sh "$(MODE)" $(TEST_BINS) $(EMBED) $(FUZZ_REPLAYS)
 
 test-asan:
 	$(Q)$(MAKE) --no-print-directory MODE=asan test-unit
@@ -201,6 +236,31 @@ bench-build: $(BENCH_DAG) $(BENCH_MICRO)
 bench: bench-build
 	$(BENCH_MICRO) --benchmark_min_time=0.2
 	$(BENCH_DAG)
+
+# --- fuzzing (MODE=fuzz, clang's libFuzzer) -------------------------------------------------
+
+ifeq ($(MODE),fuzz)
+$(BUILD)/fuzz/%: fuzz/%.c $(LIB_A)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $< (libFuzzer)")
+	$(Q)$(CC) $(CFLAGS_ALL) $< $(LIB_A) -o $@ -fsanitize=fuzzer,address,undefined $(PKG_LIBS)
+
+fuzz-build: $(FUZZ_NAMES:%=$(BUILD)/fuzz/%)
+
+# Each target runs FUZZ_TIME seconds; new inputs land in build/fuzz/new/<name>/ (copy the
+# interesting ones into fuzz/corpus/<name>/ to keep them).
+fuzz: fuzz-build
+	$(Q)for n in $(FUZZ_NAMES); do \
+	  mkdir -p $(BUILD)/new/$$n; \
+	  echo "== fuzz $$n for $(FUZZ_TIME) s"; \
+	  $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
+	    $$( [ -f fuzz/$$n.dict ] && echo -dict=fuzz/$$n.dict ) \
+	    $(BUILD)/new/$$n fuzz/corpus/$$n || exit 1; \
+	done
+else
+fuzz fuzz-build:
+	$(Q)$(MAKE) --no-print-directory MODE=fuzz $@
+endif
 
 # --- housekeeping --------------------------------------------------------------------------
 

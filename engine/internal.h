@@ -36,6 +36,36 @@ struct rf_kind_ent {
     uint32_t index;
 };
 
+/* --- graph builders ----------------------------------------------------------------- */
+
+struct rf_gnode {
+    char *id;
+    char *kind;
+    json_t *config;    /* owned reference or NULL */
+    rf_node_opts opts; /* when, map and cache.version point at owned copies */
+};
+
+struct rf_graph {
+    char *name;
+    struct rf_gnode *nodes;
+    uint32_t n, cap;
+    uint64_t *edges; /* from << 32 | to */
+    uint32_t m, mcap;
+    json_t *inputs; /* the `inputs` declaration, owned reference or NULL */
+    json_t *output; /* the `output` template, owned reference or NULL */
+    json_t *doc;    /* the whole document when built by rf_graph_parse, owned or NULL */
+};
+
+/* engine/inputs.c: the `inputs` declaration of spec/graph.md. */
+/* Check a declaration (borrowed) at parse time; problems go to `diag` under `pointer`
+ * ("/inputs"). 0 or RF_EINVAL_GRAPH; -ENOMEM. */
+int rf__inputs_decl_check(const json_t *decl, const char *pointer, rf_diag *diag);
+/* Check execution inputs (borrowed; NULL = {}) against a valid declaration (borrowed; NULL
+ * = anything goes). 0 and *resolved a new object with defaults filled; RF_EINPUTS with every
+ * problem in `diag` at "/inputs/<name>"; -ENOMEM. */
+int rf__inputs_resolve(const json_t *decl, const json_t *inputs, rf_diag *diag,
+                       json_t **resolved);
+
 /* --- plans -------------------------------------------------------------------------- */
 
 enum {

@@ -36,21 +36,6 @@
 #define RF_TIMEOUT_MS_MAX     86400000u /* one day */
 #define RF_GRAPH_EDGES_MAX    (1u << 30)
 
-struct gnode {
-    char *id;
-    char *kind;
-    json_t *config;
-    rf_node_opts opts;
-};
-
-struct rf_graph {
-    char *name;
-    struct gnode *nodes;
-    uint32_t n, cap;
-    uint64_t *edges; /* from << 32 | to */
-    uint32_t m, mcap;
-};
-
 /* --- diagnostics ------------------------------------------------------------------------ */
 
 void rf_diag_init(rf_diag *d)
@@ -141,7 +126,7 @@ void rf_graph_free(rf_graph *g)
 int rf_graph_add_node(rf_graph *g, const char *id, const char *kind, json_t *config,
                       const rf_node_opts *opts)
 {
-    struct gnode *gn;
+    struct rf_gnode *gn;
 
     if (!g || !id || !kind)
         return -EINVAL;
@@ -149,7 +134,7 @@ int rf_graph_add_node(rf_graph *g, const char *id, const char *kind, json_t *con
         return RF_ELIMIT;
     if (g->n == g->cap) {
         uint32_t cap = g->cap ? g->cap * 2 : 16;
-        struct gnode *nodes = realloc(g->nodes, cap * sizeof(*nodes));
+        struct rf_gnode *nodes = realloc(g->nodes, cap * sizeof(*nodes));
         if (!nodes)
             return -ENOMEM;
         g->nodes = nodes;
@@ -261,7 +246,7 @@ static int check_duplicate_ids(const rf_graph *g, rf_diag *d, int *bad)
 
 static void check_node(rf_engine *eng, const rf_graph *g, uint32_t i, rf_diag *d, int *bad)
 {
-    const struct gnode *gn = &g->nodes[i];
+    const struct rf_gnode *gn = &g->nodes[i];
     const rf_node_opts *o = &gn->opts;
     const struct rf_kind_ent *k;
     char ptr[48];
@@ -525,7 +510,7 @@ static int plan_fill(rf_engine *eng, const rf_graph *g, rf_plan *p, uint32_t *of
         p->succ[k] |= deps == 1 ? RF_SUCC_SOLE : deps >= RF_WIDE_DEPS ? RF_SUCC_WIDE : 0;
     }
     for (uint32_t i = 0; i < g->n; i++) {
-        const struct gnode *gn = &g->nodes[i];
+        const struct rf_gnode *gn = &g->nodes[i];
         struct rf_pnode *pn = &p->nodes[i];
         pn->kind = rf__kind_find(eng, gn->kind);
         pn->config = gn->config ? json_incref(gn->config) : json_null();

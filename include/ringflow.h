@@ -56,6 +56,9 @@ enum rf_err {
     RF_EIOURING,             /* io_uring is missing a feature the engine needs */
     RF_EOVERLOAD,            /* every shard is at its in-flight bound: retry later */
     RF_ELIMIT,               /* a configured limit was reached */
+    RF_EINPUTS,              /* execution inputs do not match the graph's `inputs`;
+                                rf_diag lists why */
+    RF_ENOGRAPH,             /* no graph (or version) of that name is registered */
 };
 
 /* A static, human-readable string for a negative errno or an rf_err. Any thread. */
@@ -109,7 +112,19 @@ typedef struct rf_config {
     uint64_t seed;                   /* jitter and victim selection; 0 = from the clock */
     rf_log_level log_level;          /* diagnostics on stderr, JSON lines; 0 = info.
                                         Process-wide: the last engine created sets it */
+    /* Graph documents and the graph language (spec/graph.md) */
+    uint32_t doc_bytes_max;     /* graph document size; 0 = 1 MiB */
+    uint32_t doc_depth_max;     /* JSON nesting in a graph document; 0 = 64 */
+    uint32_t map_items_max;     /* items of one mapped node run; 0 = 1,048,576, at most
+                                   RF_MAP_ITEMS_LIMIT */
+    uint32_t graph_depth_max;   /* sub-graph nesting (graph kind); 0 = 8 */
+    /* The in-memory result cache, shared by the shards */
+    uint64_t cache_bytes_max;   /* 0 = 64 MiB */
+    uint64_t cache_entries_max; /* 0 = 65,536 */
 } rf_config;
+
+#define RF_MAP_ITEMS_LIMIT   (1u << 24) /* hard bound of map_items_max */
+#define RF_MAX_PARALLEL_MAX  1024       /* hard bound of a node's max_parallel */
 
 /* Create an engine (not started). `cfg` borrowed, may be NULL for all defaults.
  * Built-in kinds (noop, delay, fail) are registered already. On success *out is owned by
@@ -264,6 +279,26 @@ void rf_task_fail(rf_task *task, const rf_error *err);
 typedef struct rf_graph rf_graph;
 typedef struct rf_plan rf_plan;
 
+/* Every problem found by rf_graph_parse(), rf_plan_compile() or rf_inputs_check(). */
+typedef struct rf_diag_item {
+    char *pointer; /* JSON Pointer to the offending place, e.g. "/nodes/3/kind" */
+    char *code;    /* stable word: "duplicate_id", "cycle", "unknown_kind", ... */
+    char *message; /* for people */
+} rf_diag_item;
+
+typedef struct rf_diag {
+    rf_diag_item *items;
+    uint32_t count;
+    uint32_t cap;
+} rf_diag;
+
+void rf_diag_init(rf_diag *d);
+void rf_diag_free(rf_diag *d);
+/* Append an item (strings copied). -ENOMEM. */
+int rf_diag_add(rf_diag *d, const char *pointer, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+
 typedef enum rf_trigger {
     RF_TRIGGER_ALL_SUCCEEDED = 0, /* run when every dep succeeded (or was cached) */
     RF_TRIGGER_ALL_DONE = 1,      /* run once every dep is terminal, whatever the outcome */
@@ -275,11 +310,21 @@ typedef struct rf_retry {
     uint32_t max_backoff_ms; /* delay cap; 0 = 10,000 */
 } rf_retry;
 
-/* Per-node settings; zero-initialize. Copied by rf_graph_add_node(). */
+/* Memoization by lineage hash (spec/graph.md, "Lineage hash"). */
+typedef struct rf_cache_opts {
+    uint32_t ttl_s;      /* 0 = no cache */
+    const char *version; /* NULL = "" */
+} rf_cache_opts;
+
+/* Per-node settings; zero-initialize. Copied by rf_graph_add_node() (strings too). */
 typedef struct rf_node_opts {
     rf_trigger trigger;
     uint32_t timeout_ms; /* per attempt; 0 = none */
     rf_retry retry;
+    const char *when;      /* condition (spec/graph.md, "Conditions"); NULL = none */
+    const char *map;       /* template that resolves to an array; NULL = not mapped */
+    uint32_t max_parallel; /* items running at once for a mapped node; 0 = 64 */
+    rf_cache_opts cache;
 } rf_node_opts;
 
 /* A new, empty graph named `name` (copied). Owned by the caller; rf_graph_free(). */
@@ -300,24 +345,19 @@ int rf_graph_add_edge(rf_graph *g, uint32_t from, uint32_t to);
 /* Index of the node named `id`, or -ENOENT. */
 int rf_graph_find(const rf_graph *g, const char *id);
 
-/* Every problem found by rf_plan_compile(). */
-typedef struct rf_diag_item {
-    char *pointer; /* JSON Pointer to the offending place, e.g. "/nodes/3/kind" */
-    char *code;    /* stable word: "duplicate_id", "cycle", "unknown_kind", ... */
-    char *message; /* for people */
-} rf_diag_item;
+/* The graph's `inputs` declaration (spec/graph.md) and `output` template; borrowed (a
+ * reference is taken), NULL to clear. Checked by rf_plan_compile(). */
+int rf_graph_set_inputs(rf_graph *g, json_t *decl);
+int rf_graph_set_output(rf_graph *g, json_t *output);
 
-typedef struct rf_diag {
-    rf_diag_item *items;
-    uint32_t count;
-    uint32_t cap;
-} rf_diag;
-
-void rf_diag_init(rf_diag *d);
-void rf_diag_free(rf_diag *d);
-/* Append an item (strings copied). -ENOMEM. */
-int rf_diag_add(rf_diag *d, const char *pointer, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+/* Parse a graph document (spec/graph.md; `json` borrowed, `len` bytes, not necessarily
+ * NUL-terminated) into a new builder owned by the caller. On RF_EINVAL_GRAPH every
+ * document-level problem is in `diag`: malformed JSON (line and column), unknown fields,
+ * bad names, ids and types, unknown deps, the inputs declaration, limits (document bytes,
+ * nesting depth). Problems only compilation can see (kinds, templates, cycles) come from
+ * rf_plan_compile(). `eng` supplies the limits. Any thread. */
+int rf_graph_parse(rf_engine *eng, const char *json, size_t len, rf_diag *diag,
+                   rf_graph **out);
 
 /* Compile `g` (borrowed) against the engine's kinds into a new plan owned by the caller.
  * On RF_EINVAL_GRAPH every problem found is appended to `diag` (may be NULL): bad ids,
@@ -325,6 +365,34 @@ int rf_diag_add(rf_diag *d, const char *pointer, const char *code, const char *f
  * errors, too many nodes. Nothing invalid is ever compiled. Any non-shard thread or a
  * shard thread; the engine need not be started. */
 int rf_plan_compile(rf_engine *eng, const rf_graph *g, rf_diag *diag, rf_plan **out);
+
+/* Parse and compile a document in one step (not registered). */
+int rf_plan_from_json(rf_engine *eng, const char *json, size_t len, rf_diag *diag,
+                      rf_plan **out);
+
+/* Register a document under its name: a new version (n+1) when its content differs from
+ * every earlier version of that name, else the existing version (*created false).
+ * "Content" is the document's canonical form (RFC 8785) minus nothing: any change,
+ * description included, makes a version. Fails with RF_EINVAL_GRAPH and `diag` like
+ * rf_plan_from_json(), also when a `graph` node would make a graph call itself through
+ * any path. On success *out is a reference owned by the caller (may be NULL if not
+ * wanted). Any non-shard thread. */
+int rf_graph_register(rf_engine *eng, const char *json, size_t len, rf_diag *diag,
+                      rf_plan **out, bool *created);
+
+/* A registered version (version 0 = the latest), retained for the caller; NULL when there
+ * is none. Any thread. */
+rf_plan *rf_graph_get(rf_engine *eng, const char *name, uint32_t version);
+
+/* Call fn for each registered name with its latest version and its number of versions,
+ * in name order, until fn returns non-zero (which is returned). The plan is borrowed for
+ * the call. Any non-shard thread. */
+int rf_graph_foreach(rf_engine *eng, int (*fn)(void *ud, const rf_plan *latest), void *ud);
+
+/* Check `inputs` (borrowed) against the plan's `inputs` declaration: types, required
+ * inputs, defaults. 0 and *resolved (a new object owned by the caller, defaults filled);
+ * RF_EINPUTS with every problem in `diag` (pointers like "/inputs/limit"). Any thread. */
+int rf_inputs_check(const rf_plan *p, const json_t *inputs, rf_diag *diag, json_t **resolved);
 
 /* Reference counting; any thread. rf_plan_release(NULL) is a no-op. */
 rf_plan *rf_plan_retain(rf_plan *p);
@@ -334,6 +402,13 @@ uint32_t rf_plan_nodes(const rf_plan *p);
 const char *rf_plan_name(const rf_plan *p); /* valid while the plan is */
 const char *rf_plan_node_id(const rf_plan *p, uint32_t node);
 const char *rf_plan_node_kind(const rf_plan *p, uint32_t node);
+/* Registered plans: version (0 when not registered), graph_hash (32 hex digits of
+ * XXH3-128 over the canonical document), the document itself (borrowed; NULL for a plan
+ * built without one), and registration time. */
+uint32_t rf_plan_version(const rf_plan *p);
+const char *rf_plan_hash(const rf_plan *p);
+const json_t *rf_plan_document(const rf_plan *p);
+int64_t rf_plan_created_us(const rf_plan *p);
 /* Bytes the plan occupies, and bytes an execution of it needs beyond its fixed header. */
 size_t rf_plan_bytes(const rf_plan *p);
 size_t rf_plan_exec_bytes(const rf_plan *p);
@@ -399,6 +474,10 @@ typedef struct rf_event {
     const json_t *output;     /* node.succeeded, node.cached, execution.succeeded */
     const json_t *error;      /* {code, message}: node.retrying, node.failed,
                                  execution.failed */
+    /* A sub-execution (graph kind): the parent's id, node and item (-1), else NULL. */
+    const char *parent_exec_id;
+    const char *parent_node_id;
+    int64_t parent_item;
 } rf_event;
 
 /* The event as the spec's JSON object (a new reference owned by the caller), or NULL on
@@ -414,18 +493,23 @@ typedef struct rf_callbacks {
     void *ud;
 } rf_callbacks;
 
-#define RF_SUBMIT_SHARD 0x1u /* home the execution on opts->shard */
+#define RF_SUBMIT_SHARD    0x1u /* home the execution on opts->shard */
+#define RF_SUBMIT_DOCUMENT 0x2u /* keep the hydrated document (rf_exec_document) */
 
 typedef struct rf_submit_opts {
     const rf_callbacks *callbacks; /* copied; NULL for none */
     uint32_t flags;                /* RF_SUBMIT_* */
     uint32_t shard;                /* with RF_SUBMIT_SHARD; else the engine picks one */
+    rf_diag *diag;                 /* RF_EINPUTS: every problem with the inputs; may be NULL */
+    const json_t *tags;            /* borrowed (a reference is taken); shown in the document */
 } rf_submit_opts;
 
 /* Submit an execution of `plan` (retained by the execution) with `inputs` (owned by the
- * callee; NULL = {}). On success *out is a handle owned by the caller (rf_exec_release).
- * Fails with RF_EOVERLOAD when every shard is at its in-flight bound (back-pressure: try
- * again later), -ESHUTDOWN when stopping, RF_ESTATE before start. Any thread. */
+ * callee; NULL = {}). The inputs are checked against the plan's declaration first
+ * (RF_EINPUTS, with opts->diag filled; nothing runs). On success *out is a handle owned by
+ * the caller (rf_exec_release). Fails with RF_EOVERLOAD when every shard is at its
+ * in-flight bound (back-pressure: try again later), -ESHUTDOWN when stopping, RF_ESTATE
+ * before start. Any thread. */
 int rf_submit(rf_engine *eng, rf_plan *plan, json_t *inputs, const rf_submit_opts *opts,
               rf_exec **out);
 
@@ -458,9 +542,25 @@ int rf_exec_node(const rf_exec *ex, uint32_t node, rf_node_info *out);
 
 /* Once terminal: the execution's error ({code, message, node}) or NULL. */
 const json_t *rf_exec_error(const rf_exec *ex);
-/* Once terminal: the execution's output: the outputs of its sink nodes by id, as an
- * object (a new reference owned by the caller), or NULL before the end. */
+/* Once succeeded: the execution's output (the plan's `output` template resolved, or by
+ * default the outputs of its sink nodes by id), a new reference owned by the caller;
+ * NULL before the end or when the execution did not succeed. */
 json_t *rf_exec_output(const rf_exec *ex);
+
+/* The hydrated execution document of spec/api.md (`id`, `graph`, `version`, `status`,
+ * `inputs`, `output`, `error`, `tags`, times, and `nodes` with each node's `status`,
+ * `kind`, `lineage_hash`, `attempts`, `params`, `output`, `error`, `cached`, times and
+ * `items` for mapped nodes), built from the execution's events as they happen: a snapshot,
+ * a new reference owned by the caller. Requires RF_SUBMIT_DOCUMENT at submission (NULL
+ * otherwise). Any thread. */
+json_t *rf_exec_document(const rf_exec *ex);
+
+/* Result cache counters (the engine's in-memory cache). Any thread. */
+typedef struct rf_cache_counters {
+    uint64_t hits, misses, puts, evictions, expirations, entries, bytes;
+    uint64_t flights_joined; /* runs that waited for an identical run in flight */
+} rf_cache_counters;
+void rf_engine_cache_stats(rf_engine *eng, rf_cache_counters *out);
 
 /* Block the calling (non-shard) thread until the execution is terminal and its callbacks
  * have all run, or `timeout_ms` passed (0 = do not wait). 0 when done, -ETIMEDOUT

@@ -1,0 +1,62 @@
+/*
+ * engine/jcs.h: RFC 8785 JSON canonicalization (JCS) and the lineage hash of
+ * ../shared/spec/graph.md.
+ *
+ * JCS writes a JSON value with no whitespace, object members sorted by the UTF-16 code
+ * units of their names, strings with the minimal escapes (\" \\ \b \f \n \r \t, other
+ * control characters as \u00xx, everything else raw UTF-8), and numbers as ECMAScript's
+ * Number.prototype.toString writes the IEEE double nearest them (shortest digits that
+ * round-trip; exponent form below 1e-6 and from 1e21; -0 as 0). jansson integers go
+ * through the same double, as a JavaScript reader would see them.
+ *
+ * The lineage hash of a node run is XXH3-128 (seed 0) over
+ *     "ringflow.lineage.v1" 0x00 kind 0x00 cache_version 0x00 JCS(params)
+ * written as 32 lowercase hex digits of the canonical (big-endian) form.
+ *
+ * Nothing here allocates except the growable buffer the caller owns and reuses (one per
+ * shard on the data path), so hashing a node run costs no allocation once warm.
+ */
+#ifndef RF_ENGINE_JCS_H
+#define RF_ENGINE_JCS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#define RF_JCS_DEPTH_MAX 1024 /* nesting deeper than this is refused (-ELOOP) */
+#define RF_LINEAGE_PREFIX "ringflow.lineage.v1"
+
+/* A growable byte buffer, owned by whoever declared it; zero-initialized is empty. */
+struct rf_buf {
+    char *p;
+    size_t len;
+    size_t cap;
+};
+
+int rf_buf_reserve(struct rf_buf *b, size_t extra); /* room for `extra` more; -ENOMEM */
+int rf_buf_append(struct rf_buf *b, const void *p, size_t n);
+void rf_buf_free(struct rf_buf *b);
+
+/* ECMAScript Number::toString of `d` into out (NUL-terminated); returns the length, or
+ * -EINVAL for NaN and infinities (not JSON). */
+int rf_jcs_number(double d, char out[32]);
+
+/* Append JCS(v) (v borrowed) to `b`. -ENOMEM, -ELOOP past RF_JCS_DEPTH_MAX, -EINVAL for a
+ * value JSON cannot hold (a NaN real, a string that is not UTF-8). */
+int rf_jcs_write(const json_t *v, struct rf_buf *b);
+
+/* The lineage hash into out[16] (canonical big-endian bytes). `kind` and `version` are
+ * NUL-terminated (version "" when the node has no cache block); `params` borrowed, NULL
+ * means JSON null. `scratch` is reused (its content is overwritten). Errors as above. */
+int rf_lineage(const char *kind, const char *version, const json_t *params,
+               struct rf_buf *scratch, uint8_t out[16]);
+
+/* The same over bytes already canonical (a worker's own JCS output). */
+void rf_lineage_raw(const char *kind, const char *version, const void *jcs, size_t len,
+                    uint8_t out[16]);
+
+/* 32 lowercase hex digits and a NUL. */
+void rf_hex128(const uint8_t h[16], char out[33]);
+
+#endif /* RF_ENGINE_JCS_H */
