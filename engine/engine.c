@@ -48,11 +48,73 @@ static int config_defaults(rf_config *c)
         c->log_level = RF_LOG_INFO;
     if (c->seed == 0)
         c->seed = rf_now_ns() | 1;
+    if (c->doc_bytes_max == 0)
+        c->doc_bytes_max = 1u << 20;
+    if (c->doc_depth_max == 0)
+        c->doc_depth_max = 64;
+    if (c->map_items_max == 0)
+        c->map_items_max = 1u << 20;
+    if (c->graph_depth_max == 0)
+        c->graph_depth_max = 8;
+    if (c->cache_bytes_max == 0)
+        c->cache_bytes_max = 64ull << 20;
+    if (c->cache_entries_max == 0)
+        c->cache_entries_max = 65536;
+    if (c->map_items_max > RF_MAP_ITEMS_LIMIT)
+        return -EINVAL;
     if (c->shards > RF_SHARDS_MAX || c->ring_entries > RF_RING_ENTRIES_MAX ||
         (uint64_t)c->shards * c->inflight_per_shard_max > RF_TOK_SLOT_MAX ||
         c->plan_nodes_max > RF_PLAN_NODES_LIMIT || c->log_level > RF_LOG_ERROR)
         return -EINVAL;
     return 0;
+}
+
+/* The result cache, single flight and the graph registry. */
+static int lang_state_new(rf_engine *eng)
+{
+    struct rf_memcache_config mc = {
+        .bytes_max = eng->cfg.cache_bytes_max,
+        .entries_max = eng->cfg.cache_entries_max,
+    };
+    uint32_t stripes = rf_pow2_ceil(RF_MAX(64u, 4 * eng->cfg.shards));
+    int rc;
+
+    mc.stripes = stripes;
+    rc = rf_memcache_new(&mc, &eng->cache);
+    if (rc < 0)
+        return rc;
+    rc = rf_flight_new(stripes, &eng->flight);
+    if (rc < 0)
+        return rc;
+    return rf__registry_new(&eng->reg);
+}
+
+static void lang_state_free(rf_engine *eng)
+{
+    if (eng->cache)
+        eng->cache->ops->free(eng->cache);
+    rf_flight_free(eng->flight);
+    rf__registry_free(eng->reg);
+    eng->cache = NULL;
+    eng->flight = NULL;
+    eng->reg = NULL;
+}
+
+void rf_engine_cache_stats(rf_engine *eng, rf_cache_counters *out)
+{
+    struct rf_cache_stats st = {0};
+
+    memset(out, 0, sizeof(*out));
+    eng->cache->ops->stats(eng->cache, &st);
+    out->hits = st.hits;
+    out->misses = st.misses;
+    out->puts = st.puts;
+    out->evictions = st.evictions;
+    out->expirations = st.expirations;
+    out->entries = st.entries;
+    out->bytes = st.bytes;
+    /* Relaxed: a statistic. */
+    out->flights_joined = atomic_load_explicit(&eng->flights_joined, memory_order_relaxed);
 }
 
 int rf_engine_new(const rf_config *cfg, rf_engine **out)
@@ -80,10 +142,15 @@ int rf_engine_new(const rf_config *cfg, rf_engine **out)
     rc = rf__register_builtin_kinds(eng);
     if (rc < 0)
         goto err_kinds;
+    rc = lang_state_new(eng);
+    if (rc < 0)
+        goto err_lang;
     eng->nshards = eng->cfg.shards;
     *out = eng;
     return 0;
 
+err_lang:
+    lang_state_free(eng);
 err_kinds:
     pthread_cond_destroy(&eng->start_cv);
     pthread_mutex_destroy(&eng->start_mu);
@@ -282,6 +349,7 @@ void rf_engine_free(rf_engine *eng)
         return;
     rf_engine_stop(eng, 0);
     shards_free(eng);
+    lang_state_free(eng);
     pthread_cond_destroy(&eng->start_cv);
     pthread_mutex_destroy(&eng->start_mu);
     free(eng->kinds);

@@ -16,9 +16,11 @@
  * deliverer run the `done` callback and hand the execution back to its home shard; nothing
  * is appended after it, so the deliverer never touches the execution again.
  *
- * Records are small and own no JSON except an error reference: outputs and params are
- * read from the execution at delivery (they are immutable once their node is terminal).
- * Executions without an event callback never reach this file except for DONE.
+ * Records are small and own one JSON reference at most: the params, output or error the
+ * event carries (incrementing a reference count, never copying). Executions with neither
+ * an event callback nor a document never reach this file except for DONE. Each event goes
+ * to the document first (RF_SUBMIT_DOCUMENT), then to the callback, so a callback that
+ * reads the document sees its own event applied.
  */
 #include "engine/rf.h"
 
@@ -28,6 +30,8 @@
 
 #include "engine/alloc.h"
 #include "engine/internal.h"
+#include "engine/jcs.h"
+#include "engine/xdoc.h"
 #include "sched/shard.h"
 
 static void evq_lock(struct rf_evq *q)
@@ -61,7 +65,8 @@ static int evq_reserve(struct rf_evq *q)
     return 0;
 }
 
-static void build_event(struct rf_exec *ex, const struct rf_evrec *r, rf_event *ev, json_t **tmp)
+static void build_event(struct rf_exec *ex, const struct rf_evrec *r, rf_event *ev,
+                        char hex[33])
 {
     const rf_plan *p = ex->plan;
 
@@ -72,21 +77,32 @@ static void build_event(struct rf_exec *ex, const struct rf_evrec *r, rf_event *
     ev->exec_id = ex->id;
     ev->node = -1;
     ev->item = -1;
-    ev->error = r->error;
+    ev->parent_item = -1;
+    if (ex->parent) {
+        ev->parent_exec_id = ex->parent->exec_id;
+        ev->parent_node_id = ex->parent->node_id;
+        ev->parent_item = ex->parent->item;
+    }
     if (r->type >= RF_EV_NODE_STARTED && r->type <= RF_EV_NODE_CANCELED) {
         ev->node = (int32_t)r->node;
         ev->node_id = p->nodes[r->node].id;
+        ev->item = r->item;
         ev->attempt = r->attempt;
         ev->retry_in_ms = r->retry_in_ms;
         if (r->type == RF_EV_NODE_STARTED)
-            ev->params = p->nodes[r->node].config;
-        if (r->type == RF_EV_NODE_SUCCEEDED || r->type == RF_EV_NODE_CACHED)
-            ev->output = ex->ns[r->node].output ? ex->ns[r->node].output : json_null();
+            ev->params = r->data ? r->data : json_null();
+        else if (r->type == RF_EV_NODE_SUCCEEDED || r->type == RF_EV_NODE_CACHED)
+            ev->output = r->data ? r->data : json_null();
+        else if (r->type == RF_EV_NODE_RETRYING || r->type == RF_EV_NODE_FAILED)
+            ev->error = r->data;
         ev->cached = r->type == RF_EV_NODE_CACHED;
+        if (r->has_lineage) {
+            rf_hex128(r->lineage, hex);
+            ev->lineage_hash = hex;
+        }
     } else if (r->type == RF_EV_EXECUTION_SUCCEEDED) {
-        *tmp = rf_exec_output(ex);
-        ev->output = *tmp;
-    } else if (r->type == RF_EV_EXECUTION_FAILED && !ev->error) {
+        ev->output = ex->output ? ex->output : json_null();
+    } else if (r->type == RF_EV_EXECUTION_FAILED) {
         ev->error = ex->error;
     }
 }
@@ -149,12 +165,14 @@ static void deliver(struct rf_exec *ex)
                 finalize(ex);
                 return;
             }
-            json_t *tmp = NULL;
+            char hex[33];
             rf_event ev;
-            build_event(ex, r, &ev, &tmp);
-            ex->cb.event(ex->cb.ud, &ev);
-            json_decref(tmp);
-            json_decref(r->error);
+            build_event(ex, r, &ev, hex);
+            if (ex->doc)
+                rf__xdoc_apply(ex->doc, &ev);
+            if (ex->cb.event)
+                ex->cb.event(ex->cb.ud, &ev);
+            json_decref(r->data);
         }
 
         evq_lock(q);
@@ -185,25 +203,32 @@ static void evq_append(struct rf_exec *ex, struct rf_evrec *r)
 }
 
 void rf__evq_emit(struct rf_exec *ex, uint8_t type, uint32_t node, uint32_t attempt,
-                  uint32_t retry_in_ms, json_t *error)
+                  uint32_t retry_in_ms, json_t *data)
 {
     struct rf_evrec r = {
         .type = type,
         .node = node,
+        .item = -1,
         .attempt = attempt,
         .retry_in_ms = retry_in_ms,
-        .error = error,
+        .data = data,
     };
 
-    RF_DASSERT(ex->cb.event != NULL);
+    RF_DASSERT(rf__events_on(ex));
     evq_append(ex, &r);
+}
+
+void rf__evq_push(struct rf_exec *ex, struct rf_evrec *r)
+{
+    RF_DASSERT(rf__events_on(ex));
+    evq_append(ex, r);
 }
 
 void rf__evq_done(struct rf_exec *ex)
 {
     struct rf_evrec r = {.type = RF_EVREC_DONE};
 
-    if (!ex->cb.event) {
+    if (!rf__events_on(ex)) {
         finalize(ex);
         return;
     }
@@ -213,7 +238,7 @@ void rf__evq_done(struct rf_exec *ex)
 void rf__evq_fini(struct rf_evq *q)
 {
     for (uint32_t i = 0; i < q->len; i++)
-        json_decref(q->buf[i].error);
+        json_decref(q->buf[i].data);
     rf_free(q->buf);
     rf_free(q->spare);
     q->buf = q->spare = NULL;
@@ -241,6 +266,13 @@ json_t *rf_event_json(const rf_event *ev)
     json_object_set_new(o, "seq", json_integer((json_int_t)ev->seq));
     json_object_set_new(o, "ts", json_string(rf_fmt_ts(ev->ts_us, ts)));
     json_object_set_new(o, "type", json_string(rf_event_type_name(ev->type)));
+    if (ev->parent_exec_id) {
+        json_t *par = json_pack("{s:s, s:s}", "execution_id", ev->parent_exec_id, "node",
+                                ev->parent_node_id ? ev->parent_node_id : "");
+        if (par && ev->parent_item >= 0)
+            json_object_set_new(par, "item", json_integer(ev->parent_item));
+        json_object_set_new(o, "parent", par);
+    }
     if (ev->node_id) {
         json_object_set_new(o, "node", json_string(ev->node_id));
         if (ev->item >= 0)

@@ -38,12 +38,8 @@
 
 #include "engine/alloc.h"
 #include "engine/internal.h"
+#include "engine/xdoc.h"
 #include "sched/shard.h"
-
-static inline bool events_on(const struct rf_exec *ex)
-{
-    return ex->cb.event != NULL;
-}
 
 static inline void set_status(struct rf_exec *ex, uint32_t i, rf_status st)
 {
@@ -53,12 +49,73 @@ static inline void set_status(struct rf_exec *ex, uint32_t i, rf_status st)
 
 /* --- completion ------------------------------------------------------------------------- */
 
+static const json_t *scope_output(const void *ud, uint32_t node)
+{
+    const struct rf_exec *ex = ud;
+    /* Acquire: a terminal status makes the output safe to read (the nodes a template names
+     * are upstream, so terminal already; the acquire is for the graph's output too). */
+    uint8_t st = atomic_load_explicit(&ex->ns[node].status, memory_order_acquire);
+
+    if (st != RF_ST_SUCCEEDED && st != RF_ST_CACHED)
+        return NULL;
+    return ex->ns[node].output ? ex->ns[node].output : json_null();
+}
+
+void rf__scope_fill(struct rf_scope *sc, const struct rf_exec *ex, const json_t *item,
+                    int64_t index)
+{
+    sc->inputs = ex->inputs;
+    sc->node_output = scope_output;
+    sc->ud = ex;
+    sc->item = item;
+    sc->index = index;
+    sc->exec_id = ex->id;
+    sc->graph = ex->plan->name;
+    sc->version = ex->plan->version;
+}
+
+/* The graph's `output` reads nodes that may have been skipped: those give null. */
+static const json_t *output_scope_output(const void *ud, uint32_t node)
+{
+    const json_t *o = scope_output(ud, node);
+    return o ? o : json_null();
+}
+
+/* The execution's output: the `output` template, or the sinks' outputs by id. 0, or a
+ * template error in *err. */
+static int exec_output(struct rf_exec *ex, rf_error *err)
+{
+    const rf_plan *p = ex->plan;
+    struct rf_scope sc;
+    json_t *o;
+
+    if (p->output) {
+        rf__scope_fill(&sc, ex, NULL, 0);
+        sc.node_output = output_scope_output;
+        return rf_tmpl_eval(p->output, &sc, &ex->output, err);
+    }
+    if (p->output_static) {
+        ex->output = json_incref(p->output_static);
+        return 0;
+    }
+    o = json_object();
+    for (uint32_t i = 0; o && i < p->n; i++) {
+        if (!(p->nodes[i].flags & RF_PN_SINK))
+            continue;
+        json_t *v = ex->ns[i].output;
+        json_object_set(o, p->nodes[i].id, v ? v : json_null());
+    }
+    ex->output = o;
+    return o ? 0 : rf_error_set(err, -ENOMEM, false, "internal", "no memory for the output");
+}
+
 static void exec_complete(struct rf_exec *ex)
 {
     /* Acquire: the bits were set by shards whose ends we follow through sinks_left. */
     uint32_t ctl = atomic_load_explicit(&ex->ctl, memory_order_acquire);
     rf_status st = RF_ST_SUCCEEDED;
     uint8_t ev = RF_EV_EXECUTION_SUCCEEDED;
+    rf_error oerr = {0};
 
     if (ctl & RF_CTL_NODE_CANCELED) {
         st = RF_ST_CANCELED;
@@ -72,17 +129,56 @@ static void exec_complete(struct rf_exec *ex)
         ev = RF_EV_EXECUTION_FAILED;
         ex->error = json_pack("{s:s, s:s, s:O?}", "code", "node_failed", "message",
                               msg ? msg : "a node failed", "node", json_object_get(ne, "node"));
+    } else if (exec_output(ex, &oerr) < 0) {
+        st = RF_ST_FAILED;
+        ev = RF_EV_EXECUTION_FAILED;
+        ex->error = json_pack("{s:s, s:s}", "code", "output_error", "message", oerr.message);
     }
     ex->finished_us = rf_wall_us();
     atomic_store_explicit(&ex->status, (uint8_t)st, memory_order_release); /* publish */
-    if (events_on(ex))
+    if (rf__events_on(ex))
         rf__evq_emit(ex, ev, 0, 0, 0, NULL);
     rf__evq_done(ex);
 }
 
+static const uint8_t *node_lineage(struct rf_exec *ex, uint32_t i)
+{
+    struct rf_naux *a;
+
+    if (ex->plan->cold[i].lineage_static)
+        return ex->plan->cold[i].lineage;
+    /* Acquire: pairs with the CAS that published the array. */
+    a = atomic_load_explicit(&ex->aux, memory_order_acquire);
+    return a && a[i].has_lineage ? a[i].lineage : NULL;
+}
+
+static void node_event(struct rf_exec *ex, uint32_t i, rf_status st)
+{
+    static const uint8_t ev_of[] = {
+        [RF_ST_SUCCEEDED] = RF_EV_NODE_SUCCEEDED, [RF_ST_FAILED] = RF_EV_NODE_FAILED,
+        [RF_ST_CANCELED] = RF_EV_NODE_CANCELED,   [RF_ST_SKIPPED] = RF_EV_NODE_SKIPPED,
+        [RF_ST_CACHED] = RF_EV_NODE_CACHED,
+    };
+    struct rf_evrec r = {.type = ev_of[st], .node = i, .item = -1};
+    const uint8_t *lin = node_lineage(ex, i);
+
+    if (st == RF_ST_FAILED) {
+        json_t **errs = atomic_load_explicit(&ex->errs, memory_order_acquire);
+        r.data = errs ? json_incref(errs[i]) : NULL;
+    } else if (st == RF_ST_SUCCEEDED || st == RF_ST_CACHED) {
+        r.data = json_incref(ex->ns[i].output ? ex->ns[i].output : json_null());
+    }
+    if (lin && st != RF_ST_SKIPPED) {
+        memcpy(r.lineage, lin, 16);
+        r.has_lineage = true;
+    }
+    r.attempt = atomic_load_explicit(&ex->ns[i].attempts, memory_order_relaxed);
+    rf__evq_push(ex, &r);
+}
+
 /* The node's terminal transition: event, outcome bits, successors, maybe the end of the
  * execution. Returns the token of one successor made ready (to run next), or none. */
-static uint64_t node_finish(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, rf_status st)
+uint64_t rf__node_finish(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, rf_status st)
 {
     const rf_plan *p = ex->plan;
     const struct rf_pnode *pn = &p->nodes[i];
@@ -91,6 +187,8 @@ static uint64_t node_finish(struct rf_shard *sh, struct rf_exec *ex, uint32_t i,
     uint32_t slot = ex->slot, pushed = 0;
     uint64_t next = RF_TOK_NONE;
 
+    if (rf_unlikely(pn->flags & RF_PN_CACHE))
+        rf__cache_after_node(sh, ex, i, st);
     set_status(ex, i, st);
     if (st == RF_ST_FAILED) {
         int32_t none = -1;
@@ -102,20 +200,8 @@ static uint64_t node_finish(struct rf_shard *sh, struct rf_exec *ex, uint32_t i,
     } else if (st == RF_ST_CANCELED) {
         atomic_fetch_or_explicit(&ex->ctl, RF_CTL_NODE_CANCELED, memory_order_release);
     }
-    if (events_on(ex)) {
-        static const uint8_t ev_of[] = {
-            [RF_ST_SUCCEEDED] = RF_EV_NODE_SUCCEEDED, [RF_ST_FAILED] = RF_EV_NODE_FAILED,
-            [RF_ST_CANCELED] = RF_EV_NODE_CANCELED,   [RF_ST_SKIPPED] = RF_EV_NODE_SKIPPED,
-            [RF_ST_CACHED] = RF_EV_NODE_CACHED,
-        };
-        json_t *err = NULL;
-        if (st == RF_ST_FAILED) {
-            json_t **errs = atomic_load_explicit(&ex->errs, memory_order_acquire);
-            err = errs ? json_incref(errs[i]) : NULL;
-        }
-        uint32_t att = atomic_load_explicit(&ex->ns[i].attempts, memory_order_relaxed);
-        rf__evq_emit(ex, ev_of[st], i, att, 0, err);
-    }
+    if (rf__events_on(ex))
+        node_event(ex, i, st);
 
     const uint32_t *succ = p->succ + pn->succ_off;
     for (uint32_t k = 0, n = pn->nsucc; k < n; k++) {
@@ -176,6 +262,24 @@ static json_t **errs_get(struct rf_exec *ex)
     return expect;
 }
 
+struct rf_naux *rf__aux_get(struct rf_exec *ex)
+{
+    /* Acquire: pairs with the CAS below so the array's zeroed contents are seen. */
+    struct rf_naux *a = atomic_load_explicit(&ex->aux, memory_order_acquire);
+    struct rf_naux *fresh, *expect = NULL;
+
+    if (a)
+        return a;
+    fresh = rf_calloc(ex->plan->n, sizeof(*fresh));
+    RF_ASSERT(fresh != NULL);
+    /* acq_rel: publish our array, or acquire the winner's. */
+    if (atomic_compare_exchange_strong_explicit(&ex->aux, &expect, fresh, memory_order_acq_rel,
+                                                memory_order_acquire))
+        return fresh;
+    rf_free(fresh);
+    return expect;
+}
+
 static void store_error(struct rf_exec *ex, uint32_t i, rf_error *err)
 {
     json_t **errs = errs_get(ex);
@@ -185,10 +289,118 @@ static void store_error(struct rf_exec *ex, uint32_t i, rf_error *err)
     json_decref(old);
 }
 
+/* A failure before any attempt (a template or condition that does not resolve). */
+uint64_t rf__node_fail_now(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, rf_error *err)
+{
+    store_error(ex, i, err);
+    return rf__node_finish(sh, ex, i, RF_ST_FAILED);
+}
+
 static void error_default(rf_error *err, int rc)
 {
     if (err->code[0] == '\0')
         rf_error_set(err, rc, false, "kind_error", "%s", rf_strerror(rc));
+}
+
+/* --- runs: a node, or one item of a mapped node (lane != RF_NO_LANE) --------------------- */
+
+static inline struct rf_lane *lane_of(struct rf_exec *ex, uint32_t i, uint32_t lane)
+{
+    /* Relaxed: the lane's token carried the map state to us (deque release/acquire). */
+    return &atomic_load_explicit(&ex->aux, memory_order_relaxed)[i].map->lanes[lane];
+}
+
+static inline struct rf_mapst *map_of(struct rf_exec *ex, uint32_t i)
+{
+    return atomic_load_explicit(&ex->aux, memory_order_relaxed)[i].map; /* as above */
+}
+
+static uint64_t run_tok(const struct rf_exec *ex, uint32_t i, uint32_t lane)
+{
+    if (lane == RF_NO_LANE)
+        return rf_tok(ex->slot, i);
+    return rf_tok(ex->slot, i) | RF_TOK_LANE | ((uint64_t)lane << RF_TOK_LANE_SHIFT);
+}
+
+static const json_t *run_params(struct rf_exec *ex, uint32_t i, uint32_t lane)
+{
+    const json_t *p = NULL;
+
+    if (lane != RF_NO_LANE)
+        p = lane_of(ex, i, lane)->params;
+    else if (ex->plan->nodes[i].flags & RF_PN_LANG)
+        p = atomic_load_explicit(&ex->aux, memory_order_relaxed)[i].params; /* owner */
+    return p ? p : ex->plan->nodes[i].config;
+}
+
+static const uint8_t *run_lineage(struct rf_exec *ex, uint32_t i, uint32_t lane)
+{
+    if (lane != RF_NO_LANE) {
+        struct rf_lane *ln = lane_of(ex, i, lane);
+        if (ln->has_lineage)
+            return ln->lineage;
+        return ex->plan->cold[i].lineage_static ? ex->plan->cold[i].lineage : NULL;
+    }
+    return node_lineage(ex, i);
+}
+
+static uint32_t run_attempts(struct rf_exec *ex, uint32_t i, uint32_t lane)
+{
+    if (lane == RF_NO_LANE)
+        return atomic_load_explicit(&ex->ns[i].attempts, memory_order_relaxed); /* owner */
+    return map_of(ex, i)->items[lane_of(ex, i, lane)->item].attempts;
+}
+
+static void run_emit(struct rf_exec *ex, uint32_t i, uint32_t lane, uint8_t type,
+                     uint32_t retry_in_ms, json_t *data)
+{
+    struct rf_evrec r = {.type = type, .node = i, .item = -1, .data = data};
+    const uint8_t *lin = run_lineage(ex, i, lane);
+
+    if (lane != RF_NO_LANE)
+        r.item = (int32_t)lane_of(ex, i, lane)->item;
+    r.attempt = run_attempts(ex, i, lane);
+    r.retry_in_ms = retry_in_ms;
+    if (lin) {
+        memcpy(r.lineage, lin, 16);
+        r.has_lineage = true;
+    }
+    rf__evq_push(ex, &r);
+}
+
+static uint64_t run_succeeded(struct rf_shard *sh, struct rf_exec *ex, uint32_t i,
+                              uint32_t lane, json_t *out)
+{
+    if (lane != RF_NO_LANE)
+        return rf__item_finish(sh, ex, i, lane, RF_ST_SUCCEEDED, out);
+    if (out) {
+        ex->ns[i].output = out;
+        /* Relaxed: only tells rf__exec_free to scan; it runs after everything. */
+        atomic_store_explicit(&ex->has_outputs, 1, memory_order_relaxed);
+    }
+    return rf__node_finish(sh, ex, i, RF_ST_SUCCEEDED);
+}
+
+/* A run ends badly (failed or canceled); the error was stored. */
+static uint64_t run_ended(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, uint32_t lane,
+                          rf_status st)
+{
+    if (lane != RF_NO_LANE)
+        return rf__item_finish(sh, ex, i, lane, st, NULL);
+    return rf__node_finish(sh, ex, i, st);
+}
+
+/* Keep the attempt's error: the node's, or the item's. Returns it (borrowed). */
+static json_t *run_store_error(struct rf_exec *ex, uint32_t i, uint32_t lane, rf_error *err)
+{
+    if (lane == RF_NO_LANE) {
+        store_error(ex, i, err);
+        return errs_get(ex)[i];
+    }
+    struct rf_item *it = &map_of(ex, i)->items[lane_of(ex, i, lane)->item];
+    json_decref(it->val);
+    it->val = rf__error_json(err, ex->plan->nodes[i].id);
+    return it->val;
 }
 
 /* --- retry back-off ------------------------------------------------------------------------ */
@@ -203,7 +415,7 @@ static uint32_t backoff_ms(struct rf_shard *sh, const rf_retry *r, uint32_t fail
     return rf_rand_below(&sh->rng, (uint32_t)cap + 1);
 }
 
-static void task_link(struct rf_shard *sh, struct rf_task *t)
+void rf__task_link(struct rf_shard *sh, struct rf_task *t)
 {
     t->next = sh->waiting.next;
     t->prev = &sh->waiting;
@@ -211,64 +423,68 @@ static void task_link(struct rf_shard *sh, struct rf_task *t)
     sh->waiting.next = t;
 }
 
-static void task_unlink(struct rf_task *t)
+void rf__task_unlink(struct rf_task *t)
 {
     t->prev->next = t->next;
     t->next->prev = t->prev;
     t->next = t->prev = NULL;
 }
 
-static uint64_t backoff_start(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, uint32_t delay)
+static uint64_t backoff_start(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, uint32_t lane,
+                              uint32_t delay)
 {
     struct rf_task *t;
 
     t = delay ? rf__task_get(sh) : NULL;
     if (!t) /* no delay, or no memory for a timer: retry now rather than never */
-        return rf_tok(ex->slot, i);
+        return run_tok(ex, i, lane);
     t->ex = ex;
     t->node = i;
+    t->lane = lane;
+    t->tok = run_tok(ex, i, lane);
     t->state = RF_TASK_BACKOFF;
     t->timer_armed = true;
-    task_link(sh, t);
+    rf__task_link(sh, t);
     rf__shard_timer_arm(sh, &t->timer, &t->ts, delay, rf__task_timer_cqe);
     return RF_TOK_NONE;
 }
 
-/* An attempt failed: retry after a back-off, or fail the node. */
-static uint64_t attempt_failed(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, rf_error *err)
+/* An attempt failed: retry after a back-off, or end the run. */
+static uint64_t attempt_failed(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, uint32_t lane,
+                               rf_error *err)
 {
     const struct rf_pnode_cold *c = &ex->plan->cold[i];
-    uint32_t att = atomic_load_explicit(&ex->ns[i].attempts, memory_order_relaxed);
+    uint32_t att = run_attempts(ex, i, lane);
     /* Relaxed: a late view of the cancel bit only costs one more back-off. */
     uint32_t ctl = atomic_load_explicit(&ex->ctl, memory_order_relaxed);
+    json_t *ej = run_store_error(ex, i, lane, err);
 
-    store_error(ex, i, err);
     if (ctl & RF_CTL_CANCEL)
-        return node_finish(sh, ex, i, RF_ST_CANCELED);
+        return run_ended(sh, ex, i, lane, RF_ST_CANCELED);
     if (!err->retryable || att >= c->retry.max_attempts)
-        return node_finish(sh, ex, i, RF_ST_FAILED);
+        return run_ended(sh, ex, i, lane, RF_ST_FAILED);
     uint32_t delay = backoff_ms(sh, &c->retry, att);
-    set_status(ex, i, RF_ST_RETRYING);
-    if (events_on(ex))
-        rf__evq_emit(ex, RF_EV_NODE_RETRYING, i, att, delay, json_incref(errs_get(ex)[i]));
-    return backoff_start(sh, ex, i, delay);
+    if (lane == RF_NO_LANE)
+        set_status(ex, i, RF_ST_RETRYING);
+    if (rf__events_on(ex))
+        run_emit(ex, i, lane, RF_EV_NODE_RETRYING, delay, json_incref(ej));
+    return backoff_start(sh, ex, i, lane, delay);
 }
 
-/* --- running a node ---------------------------------------------------------------------- */
+/* --- running an attempt ------------------------------------------------------------------- */
 
 static void call_fill(rf_call *call, struct rf_shard *sh, struct rf_exec *ex, uint32_t i,
-                      uint32_t attempt)
+                      uint32_t lane, uint32_t attempt)
 {
-    const struct rf_pnode *pn = &ex->plan->nodes[i];
-
-    call->params = pn->config;
-    call->node_id = pn->id;
+    call->params = run_params(ex, i, lane);
+    call->node_id = ex->plan->nodes[i].id;
     call->exec_id = ex->id;
     call->attempt = attempt;
     call->shard = sh->id;
 }
 
-static uint64_t run_sync(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, uint32_t attempt)
+static uint64_t run_sync(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, uint32_t lane,
+                         uint32_t attempt)
 {
     const struct rf_pnode *pn = &ex->plan->nodes[i];
     rf_error err;
@@ -277,7 +493,7 @@ static uint64_t run_sync(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, ui
     rf_call call;
     int rc;
 
-    call_fill(&call, sh, ex, i, attempt);
+    call_fill(&call, sh, ex, i, lane, attempt);
     err.code[0] = '\0';
     if (pn->flags & RF_PN_TIMEOUT)
         t0 = rf_now_ns();
@@ -288,20 +504,15 @@ static uint64_t run_sync(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, ui
         rc = rf_error_set(&err, -ETIMEDOUT, true, "timeout", "attempt %u ran past %u ms", attempt,
                           ex->plan->cold[i].timeout_ms);
     }
-    if (rf_likely(rc == 0)) {
-        if (out) {
-            ex->ns[i].output = out;
-            /* Relaxed: only tells rf__exec_free to scan; it runs after everything. */
-            atomic_store_explicit(&ex->has_outputs, 1, memory_order_relaxed);
-        }
-        return node_finish(sh, ex, i, RF_ST_SUCCEEDED);
-    }
+    if (rf_likely(rc == 0))
+        return run_succeeded(sh, ex, i, lane, out);
     json_decref(out);
     error_default(&err, rc);
-    return attempt_failed(sh, ex, i, &err);
+    return attempt_failed(sh, ex, i, lane, &err);
 }
 
-static uint64_t run_async(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, uint32_t attempt)
+static uint64_t run_async(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, uint32_t lane,
+                          uint32_t attempt)
 {
     const struct rf_pnode *pn = &ex->plan->nodes[i];
     struct rf_task *t = rf__task_get(sh);
@@ -310,13 +521,14 @@ static uint64_t run_async(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, u
 
     if (!t) {
         rf_error_set(&err, -ENOMEM, true, "overload", "no memory for a task");
-        return attempt_failed(sh, ex, i, &err);
+        return attempt_failed(sh, ex, i, lane, &err);
     }
     t->ex = ex;
     t->node = i;
+    t->lane = lane;
     t->state = RF_TASK_ATTEMPT;
-    call_fill(&t->call, sh, ex, i, attempt);
-    task_link(sh, t);
+    call_fill(&t->call, sh, ex, i, lane, attempt);
+    rf__task_link(sh, t);
     if (pn->flags & RF_PN_TIMEOUT) {
         t->timer_armed = true;
         rf__shard_timer_arm(sh, &t->timer, &t->ts, ex->plan->cold[i].timeout_ms,
@@ -332,40 +544,51 @@ static uint64_t run_async(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, u
     return RF_TOK_NONE;
 }
 
-static uint64_t attempt_start(struct rf_shard *sh, struct rf_exec *ex, uint32_t i)
+uint64_t rf__attempt_start(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, uint32_t lane)
 {
-    struct rf_nstate *ns = &ex->ns[i];
-    /* Relaxed: only this shard writes attempts while it owns the node. */
-    uint32_t attempt = atomic_load_explicit(&ns->attempts, memory_order_relaxed) + 1u;
+    uint32_t attempt;
 
-    atomic_store_explicit(&ns->attempts, (uint16_t)attempt, memory_order_relaxed);
-    atomic_store_explicit(&ns->status, RF_ST_RUNNING, memory_order_relaxed); /* snapshot */
-    if (events_on(ex))
-        rf__evq_emit(ex, RF_EV_NODE_STARTED, i, attempt, 0, NULL);
+    if (lane == RF_NO_LANE) {
+        struct rf_nstate *ns = &ex->ns[i];
+        /* Relaxed: only this shard writes attempts while it owns the node. */
+        attempt = atomic_load_explicit(&ns->attempts, memory_order_relaxed) + 1u;
+        atomic_store_explicit(&ns->attempts, (uint16_t)attempt, memory_order_relaxed);
+        atomic_store_explicit(&ns->status, RF_ST_RUNNING, memory_order_relaxed); /* snapshot */
+    } else {
+        struct rf_item *it = &map_of(ex, i)->items[lane_of(ex, i, lane)->item];
+        attempt = ++it->attempts;
+    }
+    if (rf__events_on(ex))
+        run_emit(ex, i, lane, RF_EV_NODE_STARTED, 0, json_incref((json_t *)run_params(ex, i, lane)));
     if (ex->plan->nodes[i].flags & RF_PN_SYNC)
-        return run_sync(sh, ex, i, attempt);
-    return run_async(sh, ex, i, attempt);
+        return run_sync(sh, ex, i, lane, attempt);
+    return run_async(sh, ex, i, lane, attempt);
 }
 
 uint64_t rf__run_token(struct rf_shard *sh, uint64_t tok)
 {
     struct rf_exec *ex = sh->eng->ex_table[rf_tok_slot(tok)];
-    uint32_t i = rf_tok_node(tok);
+    uint64_t nf = rf_tok_node(tok);
+    uint32_t i = (uint32_t)(nf & RF_TOK_IDX_MASK);
     const struct rf_pnode *pn = &ex->plan->nodes[i];
     /* Relaxed: cancel and fail-fast are best effort at this point; a node that misses
      * the bit by a hair runs, which is what would have happened a moment earlier. */
     uint32_t ctl = atomic_load_explicit(&ex->ctl, memory_order_relaxed);
 
     RF_DASSERT(i < ex->plan->n);
+    if (rf_unlikely(nf & RF_TOK_LANE))
+        return rf__lane_run(sh, ex, i, (uint32_t)((nf & ~RF_TOK_LANE) >> RF_TOK_LANE_SHIFT));
     if (rf_unlikely(ctl & RF_CTL_CANCEL))
-        return node_finish(sh, ex, i, RF_ST_CANCELED);
+        return rf__node_finish(sh, ex, i, RF_ST_CANCELED);
     if (pn->trigger == RF_TRIGGER_ALL_SUCCEEDED) {
         /* Relaxed: our acq_rel join decrement (or the deque) already ordered the flag. */
         uint8_t f = atomic_load_explicit(&ex->ns[i].flags, memory_order_relaxed);
         if (rf_unlikely((f & RF_NS_DEP_BAD) || (ctl & RF_CTL_FAILED)))
-            return node_finish(sh, ex, i, RF_ST_SKIPPED);
+            return rf__node_finish(sh, ex, i, RF_ST_SKIPPED);
     }
-    return attempt_start(sh, ex, i);
+    if (pn->flags & RF_PN_LANG)
+        return rf__node_begin(sh, ex, i);
+    return rf__attempt_start(sh, ex, i, RF_NO_LANE);
 }
 
 /* --- tasks: async attempts and back-offs --------------------------------------------------- */
@@ -375,10 +598,10 @@ static void task_settle(struct rf_task *t)
 {
     struct rf_shard *sh = t->sh;
     struct rf_exec *ex = t->ex;
-    uint32_t i = t->node;
+    uint32_t i = t->node, lane = t->lane;
     uint64_t next;
 
-    task_unlink(t);
+    rf__task_unlink(t);
     if (t->timed_out) {
         json_decref(t->output);
         t->output = NULL;
@@ -386,16 +609,13 @@ static void task_settle(struct rf_task *t)
                                  t->call.attempt, ex->plan->cold[i].timeout_ms);
     }
     if (t->result == 0) {
-        if (t->output) {
-            ex->ns[i].output = t->output;
-            atomic_store_explicit(&ex->has_outputs, 1, memory_order_relaxed); /* see above */
-        }
+        json_t *out = t->output;
         rf__task_put(sh, t);
-        next = node_finish(sh, ex, i, RF_ST_SUCCEEDED);
+        next = run_succeeded(sh, ex, i, lane, out);
     } else {
         rf_error err = t->err;
         rf__task_put(sh, t);
-        next = attempt_failed(sh, ex, i, &err);
+        next = attempt_failed(sh, ex, i, lane, &err);
     }
     if (next != RF_TOK_NONE)
         rf__shard_push(sh, next);
@@ -417,17 +637,18 @@ static void backoff_over(struct rf_task *t, int res)
 {
     struct rf_shard *sh = t->sh;
     struct rf_exec *ex = t->ex;
-    uint32_t i = t->node;
+    uint32_t i = t->node, lane = t->lane;
+    uint64_t tok = t->tok;
 
-    task_unlink(t);
+    rf__task_unlink(t);
     rf__task_put(sh, t);
     /* Fired: run again (through the checks, so a cancel that raced still wins).
      * Removed: the execution is being canceled. */
     if (res == -ETIME) {
-        rf__shard_push(sh, rf_tok(ex->slot, i));
+        rf__shard_push(sh, tok);
         return;
     }
-    uint64_t next = node_finish(sh, ex, i, RF_ST_CANCELED);
+    uint64_t next = run_ended(sh, ex, i, lane, RF_ST_CANCELED);
     if (next != RF_TOK_NONE)
         rf__shard_push(sh, next);
 }
@@ -469,6 +690,8 @@ void rf__tasks_cancel_scan(struct rf_shard *sh)
             if (t->state == RF_TASK_ATTEMPT) {
                 const struct rf_kind_ent *k = t->ex->plan->nodes[t->node].kind;
                 k->k.cancel(k->k.ud, t); /* may complete t, which unlinks only t */
+            } else if (t->state == RF_TASK_FLIGHT) {
+                rf__flight_task_cancel(sh, t); /* may settle t, which unlinks only t */
             } else if (t->timer_armed && !t->timer_removing) {
                 t->timer_removing = true;
                 rf__shard_timer_cancel(sh, &t->timer);
@@ -564,7 +787,7 @@ void rf__exec_start(struct rf_shard *sh, struct rf_exec *ex)
     atomic_store_explicit(&ex->status, RF_ST_RUNNING, memory_order_release); /* snapshot */
     if (sh->canceled_all)
         rf_exec_cancel(ex);
-    if (events_on(ex)) {
+    if (rf__events_on(ex)) {
         rf__evq_emit(ex, RF_EV_EXECUTION_QUEUED, 0, 0, 0, NULL);
         rf__evq_emit(ex, RF_EV_EXECUTION_STARTED, 0, 0, 0, NULL);
     }
@@ -670,8 +893,17 @@ static struct rf_exec *exec_alloc(rf_engine *eng, rf_plan *plan, json_t *inputs,
     ex->inputs = inputs ? inputs : json_object();
     if (o && o->callbacks)
         ex->cb = *o->callbacks;
+    ex->flags = o ? o->flags : 0;
+    ex->tags = o && o->tags ? json_incref((json_t *)o->tags) : NULL;
     ex->created_us = rf_wall_us();
     make_id(ex->id, ex->created_us);
+    if ((ex->flags & RF_SUBMIT_DOCUMENT) &&
+        !(ex->doc = rf__xdoc_new(plan, ex->id, ex->inputs, ex->tags, ex->created_us))) {
+        rf_plan_release(ex->plan);
+        json_decref(ex->tags);
+        rf_free(ex);
+        return NULL; /* the caller still owns `inputs` */
+    }
     atomic_init(&ex->refs, 2);
     atomic_init(&ex->first_failed, -1);
     atomic_init(&ex->sinks_left, plan->n ? plan->nsinks : 1);
@@ -684,8 +916,16 @@ static struct rf_exec *exec_alloc(rf_engine *eng, rf_plan *plan, json_t *inputs,
 int rf_submit(rf_engine *eng, rf_plan *plan, json_t *inputs, const rf_submit_opts *opts,
               rf_exec **out)
 {
+    return rf__submit(eng, plan, inputs, opts, NULL, out);
+}
+
+int rf__submit(rf_engine *eng, rf_plan *plan, json_t *inputs, const rf_submit_opts *opts,
+               const struct rf_parent *parent, rf_exec **out)
+{
     struct rf_shard *sh;
     struct rf_exec *ex;
+    json_t *resolved = NULL;
+    int rc;
 
     if (!eng || !plan || !out || plan->eng != eng ||
         (opts && (opts->flags & RF_SUBMIT_SHARD) && opts->shard >= eng->nshards)) {
@@ -697,6 +937,13 @@ int rf_submit(rf_engine *eng, rf_plan *plan, json_t *inputs, const rf_submit_opt
     if (st != RF_ENG_RUNNING) {
         json_decref(inputs);
         return st == RF_ENG_NEW ? RF_ESTATE : -ESHUTDOWN;
+    }
+    if (plan->inputs_decl || (inputs && !json_is_object(inputs))) {
+        rc = rf__inputs_resolve(plan->inputs_decl, inputs, opts ? opts->diag : NULL, &resolved);
+        json_decref(inputs);
+        if (rc < 0)
+            return rc;
+        inputs = resolved;
     }
     sh = reserve_shard(eng, opts);
     if (!sh) {
@@ -711,8 +958,17 @@ int rf_submit(rf_engine *eng, rf_plan *plan, json_t *inputs, const rf_submit_opt
         return -ESHUTDOWN;
     }
     ex = exec_alloc(eng, plan, inputs, opts);
-    if (!ex) {
+    if (ex && parent) {
+        ex->parent = rf_malloc(sizeof(*ex->parent));
+        if (ex->parent)
+            *ex->parent = *parent;
+        else
+            ex->inputs = NULL; /* not ours to free below: the caller's reference */
+    }
+    if (!ex || (parent && !ex->parent)) {
         atomic_fetch_sub_explicit(&sh->inflight, 1, memory_order_relaxed); /* undo */
+        if (ex)
+            rf__exec_free(ex);
         json_decref(inputs);
         return -ENOMEM;
     }
@@ -763,8 +1019,20 @@ void rf__exec_free(struct rf_exec *ex)
             json_decref(errs[i]);
         rf_free(errs);
     }
+    struct rf_naux *aux = atomic_load_explicit(&ex->aux, memory_order_acquire);
+    if (aux) {
+        for (uint32_t i = 0; i < p->n; i++) {
+            json_decref(aux[i].params);
+            rf__map_free(aux[i].map);
+        }
+        rf_free(aux);
+    }
     json_decref(ex->inputs);
     json_decref(ex->error);
+    json_decref(ex->output);
+    json_decref(ex->tags);
+    rf__xdoc_free(ex->doc);
+    rf_free(ex->parent);
     rf__evq_fini(&ex->evq);
     rf_plan_release(ex->plan);
     rf_free(ex);
@@ -833,19 +1101,15 @@ const json_t *rf_exec_error(const rf_exec *ex)
 
 json_t *rf_exec_output(const rf_exec *ex)
 {
-    const rf_plan *p = ex->plan;
-    json_t *o;
-
-    if (!rf_status_terminal(rf_exec_status(ex)))
+    /* The acquire load of a terminal status makes ex->output readable. */
+    if (rf_exec_status(ex) != RF_ST_SUCCEEDED || !ex->output)
         return NULL;
-    o = json_object();
-    for (uint32_t i = 0; o && i < p->n; i++) {
-        if (!(p->nodes[i].flags & RF_PN_SINK))
-            continue;
-        json_t *v = ex->ns[i].output;
-        json_object_set(o, p->nodes[i].id, v ? v : json_null());
-    }
-    return o;
+    return json_incref(ex->output);
+}
+
+json_t *rf_exec_document(const rf_exec *ex)
+{
+    return ex && ex->doc ? rf__xdoc_snapshot(ex->doc) : NULL;
 }
 
 int rf_exec_wait(rf_exec *ex, uint32_t timeout_ms)

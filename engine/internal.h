@@ -24,7 +24,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "engine/expr.h"
 #include "engine/rf.h"
+#include "storage/cache.h"
 
 struct rf_shard;
 
@@ -72,13 +74,31 @@ enum {
     RF_PN_SINK = 1u << 0,    /* no successors: its end counts toward the execution's end */
     RF_PN_TIMEOUT = 1u << 1, /* timeout_ms > 0 */
     RF_PN_SYNC = 1u << 2,    /* kind is RF_KIND_SYNC */
+    RF_PN_LANG = 1u << 3,    /* x != NULL: templates, when, map or cache */
+    RF_PN_MAP = 1u << 4,     /* mapped: runs once per item of x->map */
+    RF_PN_CACHE = 1u << 5,   /* x->cache_ttl_s > 0 */
 };
 
-/* Hot per-node data, read by every run of the node: 40 bytes. */
+struct rf_tmpl;
+struct rf_cond;
+
+/* The graph language's per-node extras (engine/lang.c); only nodes that use it have one. */
+struct rf_pnode_x {
+    struct rf_tmpl *params; /* the compiled config; NULL when the config is static */
+    struct rf_cond *when;   /* NULL = none */
+    struct rf_tmpl *map;    /* mapped node: its `map` template (or map_static) */
+    json_t *map_static;     /* a `map` string without a template (fails at run time) */
+    uint32_t max_parallel;  /* lanes of a mapped node, 1..RF_MAX_PARALLEL_MAX */
+    uint32_t cache_ttl_s;   /* 0 = no cache */
+    const char *cache_version; /* "" when none; in plan->strtab */
+};
+
+/* Hot per-node data, read by every run of the node: 48 bytes. */
 struct rf_pnode {
     const struct rf_kind_ent *kind;
-    const json_t *config; /* JSON null when none; the params in this issue */
+    const json_t *config; /* JSON null when none; the params when x->params is NULL */
     const char *id;       /* in plan->strtab */
+    const struct rf_pnode_x *x; /* NULL for a node that uses no template, when, map, cache */
     uint32_t succ_off;    /* successors are plan->succ[succ_off .. succ_off + nsucc) */
     uint32_t nsucc;
     uint8_t trigger; /* rf_trigger */
@@ -100,7 +120,9 @@ struct rf_pnode {
 struct rf_pnode_cold {
     const char *kind_name; /* in plan->strtab: valid even after the engine is freed */
     uint32_t timeout_ms;
-    rf_retry retry; /* defaults applied */
+    rf_retry retry;          /* defaults applied */
+    bool lineage_static;     /* params never change: `lineage` is their lineage hash */
+    uint8_t lineage[16];
 };
 
 struct rf_plan {
@@ -117,6 +139,21 @@ struct rf_plan {
     const char *name;
     rf_engine *eng;
     size_t bytes;
+
+    /* the graph language (engine/lang.c) */
+    struct rf_pnode_x *xs;  /* n entries, or NULL when no node uses the language */
+    struct rf_tmpl *output; /* the `output` template; NULL = sinks by id (or output_static) */
+    json_t *output_static;  /* an `output` with no template */
+    json_t *inputs_decl;    /* the `inputs` declaration or NULL */
+    json_t *doc;            /* the document it was compiled from, or NULL */
+    char **calls;           /* graph names its `graph` nodes call (literal), NULL-terminated */
+    uint32_t *call_versions; /* the version each call names, 0 = latest */
+    uint32_t ncalls;
+
+    /* set once by the registry before the plan is shared */
+    uint32_t version;
+    char hash[33];
+    int64_t created_us;
 };
 
 /* --- executions --------------------------------------------------------------------- */
@@ -147,10 +184,14 @@ struct rf_evrec {
     uint64_t seq;
     int64_t ts_us;
     uint8_t type; /* rf_event_type, or RF_EVREC_DONE */
+    bool has_lineage;
     uint32_t node;
+    int32_t item; /* -1 unless an item of a mapped node */
     uint32_t attempt;
     uint32_t retry_in_ms;
-    json_t *error; /* owned reference or NULL */
+    json_t *data; /* owned or NULL: params (node.started), output (node.succeeded,
+                     node.cached), error (node.retrying, node.failed) */
+    uint8_t lineage[16];
 };
 
 #define RF_EVREC_DONE 0xff /* not an event: run the done callback, then release the exec */
@@ -167,12 +208,70 @@ struct rf_evq {
 
 #define RF_EXEC_ID_LEN 27 /* 26 Crockford base32 characters and a NUL */
 
+/* A mapped node's run (engine/map.c): items are claimed by `nlanes` lanes, each a token in
+ * the deques that runs one item at a time; the last lane to retire ends the node. */
+struct rf_lane {
+    uint32_t item;   /* the item this lane runs, or UINT32_MAX between items */
+    uint8_t phase;   /* RF_PHASE_* of that item */
+    bool leader;     /* it leads the single flight of its lineage hash */
+    bool has_lineage;
+    json_t *params;  /* the item's resolved params, owned; NULL = the node's config */
+    uint8_t lineage[16];
+};
+
+struct rf_item {
+    json_t *val;       /* output when succeeded/cached, error when failed; owned */
+    uint16_t attempts; /* written by the lane running the item */
+    uint8_t status;    /* rf_status; RF_ST_PENDING until the item ends */
+};
+
+struct rf_mapst {
+    json_t *arr;                   /* the resolved array, owned */
+    uint32_t n, nlanes;
+    _Atomic uint32_t next;         /* next item to claim; relaxed fetch_add */
+    _Atomic uint32_t lanes_live;   /* lanes not retired; acq_rel, the last ends the node */
+    _Atomic uint32_t stop;         /* an item failed or was canceled: claim no more */
+    _Atomic int32_t failed_item;   /* first item that failed for good, or -1 */
+    struct rf_item *items;         /* n entries */
+    struct rf_lane lanes[];        /* nlanes entries */
+};
+
+/* Phases of a node (or item) run that uses the graph language. */
+enum {
+    RF_PHASE_NEW = 0,  /* `when` and params not evaluated yet */
+    RF_PHASE_PARAMS,   /* params resolved: look the cache up next */
+    RF_PHASE_RUN,      /* attempts run (a retry comes back here) */
+};
+
+/* Per-node state of the graph language, allocated for an execution on first need. Written
+ * by the shard that owns the node at the time, like rf_nstate. */
+struct rf_naux {
+    json_t *params;        /* resolved params, owned; NULL = the node's config */
+    struct rf_mapst *map;  /* mapped node */
+    uint8_t phase;         /* RF_PHASE_* */
+    bool leader;           /* leads the single flight of `lineage` */
+    bool has_lineage;
+    uint8_t lineage[16];
+};
+
+/* A sub-execution's link to its parent (graph kind). */
+struct rf_parent {
+    char exec_id[RF_EXEC_ID_LEN];
+    char node_id[65];
+    int64_t item;
+    uint32_t depth; /* 1 for a child of a top-level execution */
+};
+
 struct rf_exec {
     /* immutable after submit */
     rf_engine *eng;
     rf_plan *plan;
     json_t *inputs;
     rf_callbacks cb;
+    uint32_t flags;             /* RF_SUBMIT_* */
+    struct rf_parent *parent;   /* owned, NULL for a top-level execution */
+    struct rf_xdoc *doc;        /* RF_SUBMIT_DOCUMENT: the hydrated document */
+    json_t *tags;               /* owned or NULL */
     int64_t created_us;
     uint32_t home;
     uint32_t slot; /* global slot, set by the home shard before any node runs */
@@ -188,8 +287,10 @@ struct rf_exec {
                                             for, 1 once callbacks are all done */
     _Atomic(json_t **) errs;             /* per-node last error, allocated at first failure */
     _Atomic uint32_t has_outputs;        /* some node stored an output: free must scan */
+    _Atomic(struct rf_naux *) aux;       /* per-node language state, allocated on first need */
     int64_t started_us, finished_us;     /* written by the home/finishing shard */
     json_t *error;                       /* {code, message, node} once failed */
+    json_t *output;                      /* the execution's output once succeeded */
 
     struct rf_evq evq;
 
@@ -199,7 +300,12 @@ struct rf_exec {
     struct rf_nstate ns[]; /* plan->n entries */
 };
 
-/* Token = global execution slot (24 bits) | node index (40 bits). */
+/* Token = global execution slot (24 bits) | node index (40 bits). A lane of a mapped node
+ * sets RF_TOK_LANE and its lane number above the node index (plans have < 2^28 nodes). */
+#define RF_TOK_LANE       (1ull << 39)
+#define RF_TOK_LANE_SHIFT 28
+#define RF_TOK_IDX_MASK   ((1u << RF_TOK_LANE_SHIFT) - 1)
+#define RF_NO_LANE        UINT32_MAX
 #define RF_TOK_NODE_BITS 40
 #define RF_TOK_SLOT_MAX  (1u << 24)
 static inline uint64_t rf_tok(uint32_t slot, uint32_t node)
@@ -221,7 +327,9 @@ static inline uint32_t rf_tok_node(uint64_t t)
 enum rf_task_state {
     RF_TASK_ATTEMPT = 1, /* an async kind's attempt is in flight */
     RF_TASK_BACKOFF,     /* waiting for the retry timer */
+    RF_TASK_FLIGHT,      /* waiting for an identical run in flight (single flight) */
 };
+
 
 struct rf_task {
     rf_call call;
@@ -229,6 +337,12 @@ struct rf_task {
     struct rf_shard *sh;
     struct rf_task *next, *prev; /* the shard's list of waiting tasks */
     uint32_t node;
+    uint32_t lane;       /* RF_NO_LANE, or the lane of a mapped node's item */
+    uint64_t tok;        /* the token that resumes the run (retry, single flight) */
+    struct rf_task *wnext; /* in the owner's woken stack (rf__shard_task_wake) */
+    void (*woken)(struct rf_task *t); /* run on the owner shard once woken */
+    struct rf_flight_waiter fw; /* RF_TASK_FLIGHT: queued behind the flight of `key` */
+    uint8_t key[16];
     uint8_t state;       /* enum rf_task_state */
     bool timer_armed;    /* timeout or back-off timer awaiting its CQE */
     bool timed_out;      /* the attempt's timeout fired */
@@ -263,6 +377,10 @@ struct rf_engine {
     bool has_msg_ring;       /* IORING_OP_MSG_RING usable for shard-to-shard wakeups */
     unsigned ring_flags;     /* setup flags the probe settled on */
     uint64_t instance;       /* random, for execution ids */
+    struct rf_cache *cache;   /* the result cache (memory backend by default) */
+    struct rf_flight *flight; /* single flight of cached runs */
+    struct rf_registry *reg;  /* registered graphs (engine/registry.c) */
+    _Atomic uint64_t flights_joined; /* runs that waited for a flight; relaxed stat */
 
     _Atomic uint32_t state RF_ALIGNED_CL;      /* enum rf_engine_state; seq_cst transitions */
     _Atomic uint32_t rr RF_ALIGNED_CL;         /* round robin for submissions; relaxed */
@@ -278,6 +396,32 @@ struct rf_engine {
 };
 
 /* engine/exec.c */
+struct rf_naux *rf__aux_get(struct rf_exec *ex);
+uint64_t rf__node_finish(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, rf_status st);
+uint64_t rf__node_fail_now(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, rf_error *err);
+uint64_t rf__attempt_start(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, uint32_t lane);
+void rf__task_link(struct rf_shard *sh, struct rf_task *t);
+void rf__task_unlink(struct rf_task *t);
+void rf__scope_fill(struct rf_scope *sc, const struct rf_exec *ex, const json_t *item,
+                    int64_t index);
+int rf__submit(rf_engine *eng, rf_plan *plan, json_t *inputs, const rf_submit_opts *opts,
+               const struct rf_parent *parent, rf_exec **out);
+
+/* engine/lrun.c: runs that use the graph language (when, params, cache, map) */
+uint64_t rf__node_begin(struct rf_shard *sh, struct rf_exec *ex, uint32_t i);
+uint64_t rf__lane_run(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, uint32_t lane);
+/* An item's run ended: `val` (owned) is its output when succeeded, NULL otherwise (the
+ * error was stored in the item). Returns the lane's next token. */
+uint64_t rf__item_finish(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, uint32_t lane,
+                         rf_status st, json_t *val);
+void rf__cache_after_node(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, rf_status st);
+void rf__flight_task_cancel(struct rf_shard *sh, struct rf_task *t);
+void rf__map_free(struct rf_mapst *ms);
+
+static inline bool rf__events_on(const struct rf_exec *ex)
+{
+    return ex->cb.event != NULL || ex->doc != NULL;
+}
 void rf__exec_start(struct rf_shard *sh, struct rf_exec *ex);
 uint64_t rf__run_token(struct rf_shard *sh, uint64_t tok);
 void rf__exec_done_home(struct rf_shard *sh, struct rf_exec *ex);
@@ -288,10 +432,42 @@ void rf__exec_free(struct rf_exec *ex);
 
 /* engine/event.c */
 void rf__evq_emit(struct rf_exec *ex, uint8_t type, uint32_t node, uint32_t attempt,
-                  uint32_t retry_in_ms, json_t *error);
+                  uint32_t retry_in_ms, json_t *data);
+/* Append a record (copied; its `data` reference is stolen). */
+void rf__evq_push(struct rf_exec *ex, struct rf_evrec *r);
 void rf__evq_fini(struct rf_evq *q);
 void rf__evq_done(struct rf_exec *ex);
 json_t *rf__error_json(const rf_error *err, const char *node_id);
+
+/* engine/lang.c: compiling the graph language into a plan */
+struct rf_lang_build {
+    struct rf_pnode_x *xs; /* n entries, zeroed, or NULL */
+    uint64_t *edges;       /* implicit edges (ref -> node), from << 32 | to */
+    char **edge_ptrs;      /* the JSON Pointer of the reference that made each edge */
+    uint32_t m, mcap;
+    struct rf_tmpl *output;
+};
+/* Compile templates, conditions, maps, cache blocks and the output template of `g`;
+ * problems to `diag` (and *bad = 1). -ENOMEM. */
+int rf__lang_compile(rf_engine *eng, const rf_graph *g, struct rf_lang_build *lb, rf_diag *diag,
+                     int *bad);
+/* After Kahn: report the references that point at a node not upstream (its edge is on or
+ * behind a cycle). indeg[] is what Kahn left. */
+void rf__lang_report_refs(const rf_graph *g, const struct rf_lang_build *lb,
+                          const uint32_t *indeg, rf_diag *diag);
+void rf__lang_build_free(struct rf_lang_build *lb, uint32_t n);
+void rf__pnode_x_free(struct rf_pnode_x *xs, uint32_t n);
+bool rf__pnode_x_used(const struct rf_pnode_x *x); /* anything of the language set */
+/* Lineage hashes of nodes whose params are static; calls of `graph` nodes. -ENOMEM. */
+int rf__lang_finish_plan(rf_plan *p, const rf_graph *g);
+
+/* engine/registry.c: registered graphs by name and version */
+struct rf_registry;
+int rf__registry_new(struct rf_registry **out);
+void rf__registry_free(struct rf_registry *reg); /* NULL is a no-op */
+
+/* engine/subgraph.c: the `graph` kind */
+int rf__register_graph_kind(rf_engine *eng);
 
 /* engine/kinds.c */
 int rf__register_builtin_kinds(rf_engine *eng);

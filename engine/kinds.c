@@ -11,6 +11,13 @@
  *   delay  async; config {ms: integer 0..86,400,000}; an io_uring timeout on the running
  *          shard's ring, never a sleeping thread; output null. Cancelling it removes the
  *          timeout, so a canceled delay ends at once.
+ *   transform  sync; config {output: any JSON with templates}; output: the resolved
+ *          `output` (shared, not copied).
+ *   graph  async; a sub-execution of a registered graph (engine/subgraph.c).
+ *
+ * Validation runs on the config as written, before templates resolve: a value that is a
+ * template string ("{{inputs.ms}}") is accepted where a number is expected and checked
+ * again, resolved, when the attempt starts.
  */
 #include "engine/rf.h"
 
@@ -139,6 +146,11 @@ struct delay_state {
     struct __kernel_timespec ts;
 };
 
+static bool is_template(const json_t *v)
+{
+    return json_is_string(v) && strstr(json_string_value(v), "{{") != NULL;
+}
+
 static int delay_validate(void *ud, const json_t *config, rf_error *err)
 {
     const char *key;
@@ -153,6 +165,10 @@ static int delay_validate(void *ud, const json_t *config, rf_error *err)
         if (strcmp(key, "ms") != 0)
             return rf_error_set(err, -EINVAL, false, "invalid_config",
                                 "delay: unknown field \"%s\"", key);
+        if (is_template(v)) {
+            has_ms = true;
+            continue;
+        }
         if (!json_is_integer(v) || json_integer_value(v) < 0 ||
             json_integer_value(v) > RF_DELAY_MS_MAX)
             return rf_error_set(err, -EINVAL, false, "invalid_config",
@@ -206,6 +222,36 @@ static void delay_cancel(void *ud, rf_task *task)
     (void)rf_task_cancel_op(task, &st->op);
 }
 
+/* --- transform ---------------------------------------------------------------------------- */
+
+static int transform_validate(void *ud, const json_t *config, rf_error *err)
+{
+    const char *key;
+    json_t *v;
+
+    if (!json_is_object(config) || !json_object_get(config, "output"))
+        return rf_error_set(err, -EINVAL, false, "invalid_config",
+                            "transform: config must be an object {\"output\": any JSON}");
+    json_object_foreach((json_t *)config, key, v)
+    {
+        if (strcmp(key, "output") != 0)
+            return rf_error_set(err, -EINVAL, false, "invalid_config",
+                                "transform: unknown field \"%s\"", key);
+    }
+    return 0;
+}
+
+static int transform_run(void *ud, const rf_call *call, json_t **output, rf_error *err)
+{
+    json_t *o = json_object_get(call->params, "output");
+
+    if (!o)
+        return rf_error_set(err, -EINVAL, false, "invalid_params",
+                            "transform: params have no \"output\"");
+    *output = json_incref(o);
+    return 0;
+}
+
 int rf__register_builtin_kinds(rf_engine *eng)
 {
     static const rf_kind builtins[] = {
@@ -217,11 +263,15 @@ int rf__register_builtin_kinds(rf_engine *eng)
          .cancel = delay_cancel,
          .validate = delay_validate,
          .task_bytes = sizeof(struct delay_state)},
+        {.name = "transform",
+         .type = RF_KIND_SYNC,
+         .run = transform_run,
+         .validate = transform_validate},
     };
     for (size_t i = 0; i < RF_ARRAY_LEN(builtins); i++) {
         int rc = rf_engine_register_kind(eng, &builtins[i]);
         if (rc < 0)
             return rc;
     }
-    return 0;
+    return rf__register_graph_kind(eng);
 }

@@ -29,6 +29,7 @@
 
 #include <xxhash.h>
 
+#include "engine/expr.h"
 #include "engine/internal.h"
 
 #define RF_RETRY_ATTEMPTS_MAX 100
@@ -108,18 +109,41 @@ int rf_graph_new(const char *name, rf_graph **out)
     return 0;
 }
 
+static void gnode_free(struct rf_gnode *gn)
+{
+    free(gn->id);
+    free(gn->kind);
+    json_decref(gn->config);
+    free((char *)gn->opts.when);
+    free((char *)gn->opts.map);
+    free((char *)gn->opts.cache.version);
+}
+
+/* Copy the strings of `o` into gn->opts; -ENOMEM. */
+static int gnode_opts_copy(struct rf_gnode *gn, const rf_node_opts *o)
+{
+    gn->opts = *o;
+    gn->opts.when = o->when ? strdup(o->when) : NULL;
+    gn->opts.map = o->map ? strdup(o->map) : NULL;
+    gn->opts.cache.version = o->cache.version ? strdup(o->cache.version) : NULL;
+    if ((o->when && !gn->opts.when) || (o->map && !gn->opts.map) ||
+        (o->cache.version && !gn->opts.cache.version))
+        return -ENOMEM;
+    return 0;
+}
+
 void rf_graph_free(rf_graph *g)
 {
     if (!g)
         return;
-    for (uint32_t i = 0; i < g->n; i++) {
-        free(g->nodes[i].id);
-        free(g->nodes[i].kind);
-        json_decref(g->nodes[i].config);
-    }
+    for (uint32_t i = 0; i < g->n; i++)
+        gnode_free(&g->nodes[i]);
     free(g->nodes);
     free(g->edges);
     free(g->name);
+    json_decref(g->inputs);
+    json_decref(g->output);
+    json_decref(g->doc);
     free(g);
 }
 
@@ -144,14 +168,11 @@ int rf_graph_add_node(rf_graph *g, const char *id, const char *kind, json_t *con
     memset(gn, 0, sizeof(*gn));
     gn->id = strdup(id);
     gn->kind = strdup(kind);
-    if (!gn->id || !gn->kind) {
-        free(gn->id);
-        free(gn->kind);
+    if (!gn->id || !gn->kind || (opts && gnode_opts_copy(gn, opts) < 0)) {
+        gnode_free(gn);
         return -ENOMEM;
     }
     gn->config = config ? json_incref(config) : NULL;
-    if (opts)
-        gn->opts = *opts;
     return (int)g->n++;
 }
 
@@ -170,6 +191,24 @@ int rf_graph_add_edge(rf_graph *g, uint32_t from, uint32_t to)
         g->mcap = cap;
     }
     g->edges[g->m++] = (uint64_t)from << 32 | to;
+    return 0;
+}
+
+int rf_graph_set_inputs(rf_graph *g, json_t *decl)
+{
+    if (!g)
+        return -EINVAL;
+    json_decref(g->inputs);
+    g->inputs = decl ? json_incref(decl) : NULL;
+    return 0;
+}
+
+int rf_graph_set_output(rf_graph *g, json_t *output)
+{
+    if (!g)
+        return -EINVAL;
+    json_decref(g->output);
+    g->output = output ? json_incref(output) : NULL;
     return 0;
 }
 
@@ -296,19 +335,19 @@ static int cmp_u32(const void *a, const void *b)
 
 /* Bucket edges by source, drop self edges (reported) and duplicates. Fills off[n+1],
  * succ[] (allocated) and returns the edge count kept, or a negative errno. */
-static int64_t build_csr(const rf_graph *g, uint32_t *off, uint32_t **succ_out, rf_diag *d,
-                         int *bad)
+static int64_t build_csr(const rf_graph *g, const uint64_t *edges, uint32_t nedges,
+                         uint32_t *off, uint32_t **succ_out, rf_diag *d, int *bad)
 {
     uint32_t n = g->n;
     uint32_t *fill, *succ;
     uint64_t kept = 0;
 
     memset(off, 0, (n + 1) * sizeof(*off));
-    for (uint32_t e = 0; e < g->m; e++)
-        off[(g->edges[e] >> 32) + 1]++;
+    for (uint32_t e = 0; e < nedges; e++)
+        off[(edges[e] >> 32) + 1]++;
     for (uint32_t i = 0; i < n; i++)
         off[i + 1] += off[i];
-    succ = malloc((g->m ? g->m : 1) * sizeof(*succ));
+    succ = malloc((nedges ? nedges : 1) * sizeof(*succ));
     fill = malloc((n ? n : 1) * sizeof(*fill));
     if (!succ || !fill) {
         free(succ);
@@ -316,8 +355,8 @@ static int64_t build_csr(const rf_graph *g, uint32_t *off, uint32_t **succ_out, 
         return -ENOMEM;
     }
     memcpy(fill, off, n * sizeof(*fill));
-    for (uint32_t e = 0; e < g->m; e++) {
-        uint32_t from = (uint32_t)(g->edges[e] >> 32), to = (uint32_t)g->edges[e];
+    for (uint32_t e = 0; e < nedges; e++) {
+        uint32_t from = (uint32_t)(edges[e] >> 32), to = (uint32_t)edges[e];
         succ[fill[from]++] = to;
     }
     free(fill);
@@ -479,6 +518,15 @@ static void plan_free(rf_plan *p)
         return;
     for (uint32_t i = 0; p->nodes && i < p->n; i++)
         json_decref((json_t *)p->nodes[i].config);
+    rf__pnode_x_free(p->xs, p->n);
+    rf_tmpl_free(p->output);
+    json_decref(p->output_static);
+    json_decref(p->inputs_decl);
+    json_decref(p->doc);
+    for (uint32_t c = 0; p->calls && p->calls[c]; c++)
+        free(p->calls[c]);
+    free(p->calls);
+    free(p->call_versions);
     free(p->nodes);
     free(p->cold);
     free(p->succ);
@@ -520,6 +568,11 @@ static int plan_fill(rf_engine *eng, const rf_graph *g, rf_plan *p, uint32_t *of
         pn->trigger = (uint8_t)gn->opts.trigger;
         pn->flags = (pn->nsucc == 0 ? RF_PN_SINK : 0) | (gn->opts.timeout_ms ? RF_PN_TIMEOUT : 0) |
                     (pn->kind->k.type == RF_KIND_SYNC ? RF_PN_SYNC : 0);
+        if (p->xs && rf__pnode_x_used(&p->xs[i])) {
+            pn->x = &p->xs[i];
+            pn->flags |= RF_PN_LANG | (pn->x->map ? RF_PN_MAP : 0) |
+                         (pn->x->cache_ttl_s ? RF_PN_CACHE : 0);
+        }
         p->cold[i].kind_name = strtab_put(&cur, gn->kind);
         p->cold[i].timeout_ms = gn->opts.timeout_ms;
         p->cold[i].retry = retry_defaults(gn->opts.retry);
@@ -531,9 +584,30 @@ static int plan_fill(rf_engine *eng, const rf_graph *g, rf_plan *p, uint32_t *of
     return 0;
 }
 
+/* The builder's edges followed by the implicit ones; *owned tells whether to free. */
+static uint64_t *all_edges(const rf_graph *g, const struct rf_lang_build *lb, bool *owned)
+{
+    uint64_t *e;
+
+    *owned = false;
+    if (lb->m == 0)
+        return g->edges;
+    e = malloc(((size_t)g->m + lb->m) * sizeof(*e));
+    if (!e)
+        return NULL;
+    if (g->m)
+        memcpy(e, g->edges, g->m * sizeof(*e));
+    memcpy(e + g->m, lb->edges, lb->m * sizeof(*e));
+    *owned = true;
+    return e;
+}
+
 int rf_plan_compile(rf_engine *eng, const rf_graph *g, rf_diag *diag, rf_plan **out)
 {
     uint32_t *off = NULL, *succ = NULL, *indeg = NULL, *queue = NULL;
+    struct rf_lang_build lb = {0};
+    uint64_t *edges = NULL;
+    bool edges_owned = false;
     rf_plan *p = NULL;
     int bad = 0, rc;
     int64_t m;
@@ -555,14 +629,25 @@ int rf_plan_compile(rf_engine *eng, const rf_graph *g, rf_diag *diag, rf_plan **
         return rc;
     for (uint32_t i = 0; i < g->n; i++)
         check_node(eng, g, i, diag, &bad);
+    if (g->inputs && !g->doc) { /* rf_graph_parse checked a document's already */
+        rc = rf__inputs_decl_check(g->inputs, "/inputs", diag);
+        if (rc == RF_EINVAL_GRAPH)
+            bad = 1;
+        else if (rc < 0)
+            return rc;
+    }
+    rc = rf__lang_compile(eng, g, &lb, diag, &bad);
+    if (rc < 0)
+        goto out;
 
     rc = -ENOMEM;
     off = malloc((g->n + 1) * sizeof(*off));
     indeg = calloc(g->n + 1, sizeof(*indeg));
     queue = malloc((g->n + 1) * sizeof(*queue));
-    if (!off || !indeg || !queue)
+    edges = all_edges(g, &lb, &edges_owned);
+    if (!off || !indeg || !queue || (!edges && g->m + lb.m))
         goto out;
-    m = build_csr(g, off, &succ, diag, &bad);
+    m = build_csr(g, edges, g->m + lb.m, off, &succ, diag, &bad);
     if (m < 0) {
         rc = (int)m;
         goto out;
@@ -570,6 +655,7 @@ int rf_plan_compile(rf_engine *eng, const rf_graph *g, rf_diag *diag, rf_plan **
     for (uint64_t k = 0; k < (uint64_t)m; k++)
         indeg[succ[k]]++;
     if (topo_count(g->n, off, succ, indeg, queue) != g->n) {
+        rf__lang_report_refs(g, &lb, indeg, diag);
         report_cycle(g, off, succ, indeg, queue, diag);
         bad = 1;
     }
@@ -585,7 +671,16 @@ int rf_plan_compile(rf_engine *eng, const rf_graph *g, rf_diag *diag, rf_plan **
     p->succ = succ;
     succ = NULL;
     atomic_init(&p->refs, 1);
+    p->xs = lb.xs;
+    lb.xs = NULL;
+    p->output = lb.output;
+    lb.output = NULL;
+    if (g->output && !p->output)
+        p->output_static = json_incref(g->output);
     rc = plan_fill(eng, g, p, off);
+    if (rc < 0)
+        goto out;
+    rc = rf__lang_finish_plan(p, g);
     if (rc < 0)
         goto out;
     *out = p;
@@ -593,6 +688,9 @@ int rf_plan_compile(rf_engine *eng, const rf_graph *g, rf_diag *diag, rf_plan **
     rc = 0;
 out:
     plan_free(p);
+    rf__lang_build_free(&lb, g->n);
+    if (edges_owned)
+        free(edges);
     free(off);
     free(succ);
     free(indeg);
@@ -632,6 +730,46 @@ const char *rf_plan_node_id(const rf_plan *p, uint32_t node)
 const char *rf_plan_node_kind(const rf_plan *p, uint32_t node)
 {
     return node < p->n ? p->cold[node].kind_name : NULL;
+}
+
+uint32_t rf_plan_version(const rf_plan *p)
+{
+    return p->version;
+}
+
+const char *rf_plan_hash(const rf_plan *p)
+{
+    return p->hash;
+}
+
+const json_t *rf_plan_document(const rf_plan *p)
+{
+    return p->doc;
+}
+
+int64_t rf_plan_created_us(const rf_plan *p)
+{
+    return p->created_us;
+}
+
+int rf_plan_from_json(rf_engine *eng, const char *json, size_t len, rf_diag *diag,
+                      rf_plan **out)
+{
+    rf_graph *g = NULL;
+    int rc = rf_graph_parse(eng, json, len, diag, &g);
+
+    if (rc < 0)
+        return rc;
+    rc = rf_plan_compile(eng, g, diag, out);
+    rf_graph_free(g);
+    return rc;
+}
+
+int rf_inputs_check(const rf_plan *p, const json_t *inputs, rf_diag *diag, json_t **resolved)
+{
+    if (!p || !resolved)
+        return -EINVAL;
+    return rf__inputs_resolve(p->inputs_decl, inputs, diag, resolved);
 }
 
 size_t rf_plan_bytes(const rf_plan *p)

@@ -99,6 +99,7 @@ void rf__shard_free(struct rf_shard *sh)
         close(sh->evfd);
     rf_mq_fini(&sh->inbox);
     rf_deque_fini(&sh->dq);
+    rf_buf_free(&sh->jcs);
     free(sh->free_slots);
     free(sh->wake_ops);
     free(sh);
@@ -170,6 +171,7 @@ struct rf_task *rf__task_get(struct rf_shard *sh)
     sh->task_free = t->next;
     memset(t, 0, sh->task_size);
     t->sh = sh;
+    t->lane = RF_NO_LANE;
     sh->tasks_out++;
     return t;
 }
@@ -304,6 +306,44 @@ bool rf__shard_send(struct rf_shard *to, struct rf_exec *ex, enum rf_msg_type ty
     if (to != rf__cur_shard)
         rf__shard_wake(to);
     return true;
+}
+
+void rf__shard_task_wake(struct rf_task *t)
+{
+    struct rf_shard *sh = t->sh;
+    /* Relaxed: the CAS below publishes. */
+    struct rf_task *head = atomic_load_explicit(&sh->woken, memory_order_relaxed);
+
+    do
+        t->wnext = head;
+    /* Release: the owner's acquire exchange sees what we wrote before waking the task. */
+    while (!atomic_compare_exchange_weak_explicit(&sh->woken, &head, t, memory_order_release,
+                                                  memory_order_relaxed));
+    if (sh != rf__cur_shard)
+        rf__shard_wake(sh);
+}
+
+/* Run the woken tasks' continuations, oldest first. */
+static void drain_woken(struct rf_shard *sh)
+{
+    struct rf_task *t, *rev = NULL;
+
+    /* Relaxed peek first: the common case is an empty stack and no RMW. */
+    if (!atomic_load_explicit(&sh->woken, memory_order_relaxed))
+        return;
+    /* Acquire: pairs with the wakers' release CAS. */
+    t = atomic_exchange_explicit(&sh->woken, NULL, memory_order_acquire);
+    while (t) {
+        struct rf_task *next = t->wnext;
+        t->wnext = rev;
+        rev = t;
+        t = next;
+    }
+    while (rev) {
+        struct rf_task *next = rev->wnext;
+        rev->woken(rev);
+        rev = next;
+    }
 }
 
 /* --- completions ------------------------------------------------------------------------- */
@@ -451,6 +491,9 @@ static bool work_visible(struct rf_shard *sh)
 
     if (rf_mq_size(&sh->inbox) || rf_deque_size_approx(&sh->dq))
         return true;
+    /* Acquire: pairs with rf__shard_task_wake's release CAS. */
+    if (atomic_load_explicit(&sh->woken, memory_order_acquire))
+        return true;
     /* Acquire loads: see the flags set before a wakeup was attempted. */
     if (atomic_load_explicit(&sh->cancel_epoch, memory_order_acquire) != sh->seen_cancel_epoch)
         return true;
@@ -493,6 +536,7 @@ static void loop(struct rf_shard *sh)
     for (;;) {
         reap(sh);
         drain_inbox(sh);
+        drain_woken(sh);
         check_cancels(sh);
         uint32_t ran = run_ready(sh, budget);
         bool waiting = sh->tasks_out > 0;

@@ -30,6 +30,7 @@
 
 #include "engine/alloc.h"
 #include "engine/internal.h"
+#include "engine/jcs.h"
 #include "engine/rf.h"
 #include "sched/deque.h"
 #include "sched/mq.h"
@@ -95,6 +96,7 @@ struct rf_shard {
     uint64_t evbuf;              /* the pending eventfd read lands here */
     rf_op evop;
     pthread_t thread;
+    struct rf_buf jcs; /* scratch for lineage hashing (JCS of params) */
     struct rf_shard_counters ctr;
 
     /* --- shared with thieves: the deque pads its own top and bottom --- */
@@ -105,6 +107,7 @@ struct rf_shard {
     _Atomic uint32_t sleep RF_ALIGNED_CL;        /* enum rf_sleep */
     _Atomic uint64_t cancel_epoch RF_ALIGNED_CL; /* bumped by rf_exec_cancel: scan tasks */
     _Atomic uint32_t inflight RF_ALIGNED_CL;     /* executions homed here, reserved */
+    _Atomic(struct rf_task *) woken RF_ALIGNED_CL; /* Treiber stack of tasks to resume */
 };
 
 /* The shard whose thread is calling, or NULL on any other thread. */
@@ -136,6 +139,9 @@ void rf__shard_flush_pending(struct rf_shard *sh);
 
 /* Push a ready token on the owner's deque (aborts only if memory is exhausted). */
 void rf__shard_push(struct rf_shard *sh, uint64_t tok);
+
+/* Resume task `t` on its owner shard: t->woken(t) runs there soon. Any thread. */
+void rf__shard_task_wake(struct rf_task *t);
 
 /* Hand a message to shard `to`'s inbox and wake it. Any thread. False when full. */
 bool rf__shard_send(struct rf_shard *to, struct rf_exec *ex, enum rf_msg_type type);
