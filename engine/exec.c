@@ -568,7 +568,7 @@ uint64_t rf__attempt_start(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, 
 uint64_t rf__run_token(struct rf_shard *sh, uint64_t tok)
 {
     struct rf_exec *ex = sh->eng->ex_table[rf_tok_slot(tok)];
-    uint64_t nf = rf_tok_node(tok);
+    uint64_t nf = tok & ((1ull << RF_TOK_NODE_BITS) - 1); /* rf_tok_node drops the lane */
     uint32_t i = (uint32_t)(nf & RF_TOK_IDX_MASK);
     const struct rf_pnode *pn = &ex->plan->nodes[i];
     /* Relaxed: cancel and fail-fast are best effort at this point; a node that misses
