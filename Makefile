@@ -224,6 +224,10 @@ BENCH_DAG := $(BUILD)/bench/dag
 BENCH_MICRO := $(BUILD)/bench/micro
 BENCH_DAG_OBJS := $(BUILD)/bench/dag.o $(BUILD)/bench/shapes.o $(BUILD)/bench/dag_tbb.o
 BENCH_MICRO_OBJS := $(BUILD)/bench/micro.o $(BUILD)/bench/micro_ops.o
+BENCH_LANG := $(BUILD)/bench/lang
+
+$(BENCH_LANG): $(BUILD)/bench/lang.o $(LIB_A)
+	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(PKG_LIBS)
 
 $(BENCH_DAG): $(BENCH_DAG_OBJS) $(LIB_A)
 	$(Q)$(CXX) -o $@ $^ $(LDFLAGS_ALL) $(PKG_LIBS) $$(pkg-config --libs tbb)
@@ -231,11 +235,12 @@ $(BENCH_DAG): $(BENCH_DAG_OBJS) $(LIB_A)
 $(BENCH_MICRO): $(BENCH_MICRO_OBJS) $(LIB_A)
 	$(Q)$(CXX) -o $@ $^ $(LDFLAGS_ALL) $(PKG_LIBS) $$(pkg-config --libs benchmark)
 
-bench-build: $(BENCH_DAG) $(BENCH_MICRO)
+bench-build: $(BENCH_DAG) $(BENCH_MICRO) $(BENCH_LANG)
 
 bench: bench-build
 	$(BENCH_MICRO) --benchmark_min_time=0.2
 	$(BENCH_DAG)
+	$(BENCH_LANG)
 
 # --- fuzzing (MODE=fuzz, clang's libFuzzer) -------------------------------------------------
 
