@@ -102,4 +102,145 @@ int rf_cond_eval(const struct rf_cond *c, const struct rf_scope *sc, bool *out, 
 
 void rf_cond_free(struct rf_cond *c); /* NULL is a no-op */
 
+/* --- sans-I/O layer (internal; engine/tmpl.c, engine/cond.c, their tests and fuzzers) ---
+ *
+ * Pure functions over a byte buffer `s` of `len` bytes (not NUL-terminated, never read past
+ * `len`), writing into caller-provided structs and arrays, allocating nothing. Offsets are
+ * from `s`. On error they return -1 and fill *e. */
+
+#define RF_PATH_INDEX_MAX    UINT32_MAX /* largest `[n]` */
+#define RF_NODE_ID_BYTES_MAX 64         /* `nodes.<id>`: [A-Za-z_][A-Za-z0-9_-]{0,63} */
+
+struct rf_scan_err {
+    size_t off;      /* byte offset of the problem */
+    const char *msg; /* static string: what was expected or what is wrong */
+    bool limit;      /* a limit (RF_*_MAX) was exceeded: diag code "limit", not syntax */
+};
+
+enum rf_path_root {
+    RF_ROOT_INPUTS,
+    RF_ROOT_NODE, /* nodes.<id>.output */
+    RF_ROOT_ITEM,
+    RF_ROOT_INDEX,
+    RF_ROOT_EXEC_ID,
+    RF_ROOT_EXEC_GRAPH,
+    RF_ROOT_EXEC_VERSION,
+};
+
+enum rf_seg_kind {
+    RF_SEG_FIELD,  /* .name: off/len is the name */
+    RF_SEG_QUOTED, /* ["key"]: off/len is the text between the quotes, still escaped */
+    RF_SEG_INDEX,  /* [n] */
+};
+
+struct rf_path_seg {
+    uint8_t kind;   /* enum rf_seg_kind */
+    uint32_t index; /* RF_SEG_INDEX */
+    size_t off, len;
+};
+
+struct rf_path {
+    uint8_t root;          /* enum rf_path_root */
+    size_t id_off, id_len; /* RF_ROOT_NODE: the node id */
+    uint32_t nsegs;
+    struct rf_path_seg segs[RF_PATH_SEGS_MAX];
+};
+
+/* Scan one path at the start of `s`, stopping at the first byte that cannot continue it
+ * (the caller checks what follows). Returns the bytes consumed (> 0) or -1. */
+int rf__path_scan(const char *s, size_t len, struct rf_path *p, struct rf_scan_err *e);
+
+/* Scan a string body that starts right after an opening `quote` (`"` or `'`), up to the
+ * closing quote. Escapes: \" \' \\ \/ \b \f \n \r \t \uXXXX (UTF-16, surrogate pairs
+ * joined, lone surrogates refused); raw bytes other than the quote and backslash are taken
+ * as they are. Returns the body's length (the closing quote is at s[ret]) or -1. */
+long rf__str_scan(const char *s, size_t len, char quote, struct rf_scan_err *e);
+
+/* Decode a body rf__str_scan() accepted into `out` (room for `len` bytes: decoding never
+ * grows). Returns the decoded length. */
+size_t rf__str_unescape(const char *s, size_t len, char *out);
+
+/* One piece of a template string: a text run, or the path of a `{{ path }}` (whitespace
+ * around it trimmed; rf__path_scan() accepts exactly those bytes). */
+struct rf_tmpl_part {
+    size_t off, len;
+    bool is_path;
+};
+
+/* Split a string value into text runs and templates, in order, into parts[0..cap). An
+ * empty string has 0 parts. Returns the count or -1 (syntax; or e->limit: more than `cap`
+ * parts, or one `{{ ... }}` longer than RF_EXPR_BYTES_MAX). */
+int rf__tmpl_scan(const char *s, size_t len, struct rf_tmpl_part *parts, size_t cap,
+                  struct rf_scan_err *e);
+
+enum rf_tok_kind {
+    RF_TOK_END,
+    RF_TOK_LPAREN,
+    RF_TOK_RPAREN,
+    RF_TOK_NOT,
+    RF_TOK_AND,
+    RF_TOK_OR,
+    RF_TOK_EQ,
+    RF_TOK_NE,
+    RF_TOK_LT,
+    RF_TOK_LE,
+    RF_TOK_GT,
+    RF_TOK_GE,
+    RF_TOK_NUM, /* JSON number syntax; off/len is the number */
+    RF_TOK_STR, /* off/len is the body between the quotes, still escaped */
+    RF_TOK_TRUE,
+    RF_TOK_FALSE,
+    RF_TOK_NULL,
+    RF_TOK_PATH, /* off/len is the path; rf__path_scan() accepts exactly those bytes */
+};
+
+struct rf_tok {
+    uint8_t kind; /* enum rf_tok_kind */
+    size_t off, len;
+};
+
+/* Tokenize a `when` expression into toks[0..cap), ending with one RF_TOK_END (at `len`).
+ * `len + 1` tokens always suffice. Returns the count (END included) or -1. */
+int rf__cond_lex(const char *s, size_t len, struct rf_tok *toks, size_t cap, struct rf_scan_err *e);
+
+/* The compiled condition in postfix form, one instruction per word: literals as JSON,
+ * paths as written, operators, `&&>N` / `||>N` (short-circuit jump to instruction N) and
+ * `bool`. For tests (precedence) and the fuzzer (determinism). Writes at most `cap` bytes
+ * with a NUL; returns the length it needed, like snprintf. */
+size_t rf__cond_dump(const struct rf_cond *c, char *buf, size_t cap);
+
+/* --- compiled paths (internal; shared by templates and conditions, engine/tmpl.c) ------ */
+
+#define RF_TMPL_JSON_DEPTH_MAX   2048        /* nesting of a compiled value (jansson's own) */
+#define RF_TMPL_STRING_BYTES_MAX (16u << 20) /* a mixed string's result */
+
+struct rf_cpath;
+
+/* What a path resolved to: a borrowed JSON value (valid while the scope's values are), or,
+ * when `json` is NULL, an integer (`index`, `execution.version`) or a string borrowed from
+ * the scope (`execution.id`, `execution.graph`). */
+struct rf_xval {
+    const json_t *json;
+    bool is_int;
+    int64_t i;
+    const char *str;
+    size_t len;
+};
+
+/* Compile the path `p` scanned from `s` (`len` bytes, exactly the path; borrowed: the
+ * compiled path keeps a copy): check its scope against env->in_map, resolve a node id
+ * through env->node_index and report it to env->on_ref. Problems go to `diag` at
+ * `pointer` ("bad_scope", "unknown_ref"). 0 with *out owned by the caller,
+ * RF_EINVAL_GRAPH, -ENOMEM. */
+int rf__cpath_compile(const char *s, size_t len, const struct rf_path *p,
+                      const struct rf_expr_env *env, const char *pointer, rf_diag *diag,
+                      struct rf_cpath **out);
+/* Resolve against `sc` (borrowed). 0, or RF_EINVAL_GRAPH with *err "template_error"
+ * naming the path and the step that failed. Allocates nothing. */
+int rf__cpath_resolve(const struct rf_cpath *p, const struct rf_scope *sc, struct rf_xval *v,
+                      rf_error *err);
+bool rf__cpath_uses_item(const struct rf_cpath *p);
+const char *rf__cpath_text(const struct rf_cpath *p); /* the path as written, NUL-ended */
+void rf__cpath_free(struct rf_cpath *p);              /* NULL is a no-op */
+
 #endif /* RF_ENGINE_EXPR_H */

@@ -24,10 +24,17 @@
 
 #include <jansson.h>
 
-#define RF_JCS_DEPTH_MAX 1024 /* nesting deeper than this is refused (-ELOOP) */
-#define RF_LINEAGE_PREFIX "ringflow.lineage.v1"
+#define RF_JCS_DEPTH_MAX     1024 /* nesting deeper than this is refused (-ELOOP) */
+#define RF_JCS_MEMBERS_LOCAL 64   /* object members sorted without allocating, per call */
+#define RF_LINEAGE_PREFIX    "ringflow.lineage.v1"
+#define RF_BUF_BYTES_MAX     ((size_t)1 << 31) /* an rf_buf never grows past 2 GiB (-ENOMEM) */
+#define RF_JCS_NUMBER_BYTES  32                /* rf_jcs_number's out[], NUL included */
+#define RF_LINEAGE_HEX_BYTES 33                /* rf_hex128's out[], NUL included */
 
-/* A growable byte buffer, owned by whoever declared it; zero-initialized is empty. */
+/* A growable byte buffer, owned by whoever declared it; zero-initialized is empty. It grows
+ * by doubling (at least 256 bytes) with rf_realloc and never shrinks; rf_buf_free() returns
+ * the memory and leaves it empty again. The content is bytes, not a C string: no NUL is kept
+ * after `len`. */
 struct rf_buf {
     char *p;
     size_t len;
@@ -43,14 +50,20 @@ void rf_buf_free(struct rf_buf *b);
 int rf_jcs_number(double d, char out[32]);
 
 /* Append JCS(v) (v borrowed) to `b`. -ENOMEM, -ELOOP past RF_JCS_DEPTH_MAX, -EINVAL for a
- * value JSON cannot hold (a NaN real, a string that is not UTF-8). */
+ * value JSON cannot hold (a NaN real, a string that is not UTF-8). Containers count one
+ * level each: RF_JCS_DEPTH_MAX nested arrays pass, one more is -ELOOP (so does a value that
+ * contains itself). On error `b->len` is what it was before the call. Objects with up to
+ * RF_JCS_MEMBERS_LOCAL members at each level are sorted on the stack; larger ones borrow a
+ * heap array for the duration of the call. */
 int rf_jcs_write(const json_t *v, struct rf_buf *b);
 
 /* The lineage hash into out[16] (canonical big-endian bytes). `kind` and `version` are
- * NUL-terminated (version "" when the node has no cache block); `params` borrowed, NULL
- * means JSON null. `scratch` is reused (its content is overwritten). Errors as above. */
-int rf_lineage(const char *kind, const char *version, const json_t *params,
-               struct rf_buf *scratch, uint8_t out[16]);
+ * NUL-terminated (version "" when the node has no cache block; NULL is taken as ""); `params`
+ * borrowed, NULL means JSON null. `scratch` is reused (its content is overwritten: on
+ * success it holds the hashed bytes, header then JCS(params)). Errors as above; out[] is
+ * left alone on error. */
+int rf_lineage(const char *kind, const char *version, const json_t *params, struct rf_buf *scratch,
+               uint8_t out[16]);
 
 /* The same over bytes already canonical (a worker's own JCS output). */
 void rf_lineage_raw(const char *kind, const char *version, const void *jcs, size_t len,

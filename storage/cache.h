@@ -78,6 +78,22 @@ static inline int rf_cache_put(struct rf_cache *c, const uint8_t key[16], json_t
     return c->ops->put(c, key, value, ttl_s);
 }
 
+/* Drop a reference (owned by the caller) to a value that other threads may hold too: every
+ * value a get returned or a put was given. jansson's json_decref decrements with release
+ * order only, so the thread whose decrement frees the value is not ordered after the other
+ * holders' reads of it (ThreadSanitizer reports the free as a race, rightly under the C
+ * memory model); this decrement is acq_rel. NULL and jansson's static singletons are
+ * ignored, as json_decref does. */
+static inline void rf_cache_value_release(json_t *v)
+{
+    /* Relaxed: only the static singletons hold (size_t)-1, and theirs never changes. */
+    if (!v || __atomic_load_n(&v->refcount, __ATOMIC_RELAXED) == (size_t)-1)
+        return;
+    /* acq_rel: release our reads to the freer; acquire everyone's before freeing. */
+    if (__atomic_sub_fetch(&v->refcount, 1, __ATOMIC_ACQ_REL) == 0)
+        json_delete(v);
+}
+
 /* --- the memory backend --------------------------------------------------------------- */
 
 struct rf_memcache_config {
@@ -94,6 +110,28 @@ struct rf_memcache_config {
  * threads at once. */
 int rf_memcache_new(const struct rf_memcache_config *cfg, struct rf_cache **out);
 
+/* Limits of the memory backend. A config past them is refused (-EINVAL); a value nested
+ * deeper than RF_MEMCACHE_DEPTH_MAX is not cached (-E2BIG). When entries_max is below the
+ * stripe count, the cache uses fewer stripes (the largest power of two <= entries_max) so
+ * that every stripe holds at least one entry. */
+#define RF_MEMCACHE_STRIPES_MAX   4096u
+#define RF_MEMCACHE_ENTRIES_LIMIT (1ull << 26)
+#define RF_MEMCACHE_DEPTH_MAX     128u
+
+/* The estimate behind the byte bound: RF_MEMCACHE_VALUE_COST per allocated JSON value
+ * (true, false and null are shared singletons and cost nothing), a string's length plus
+ * one, RF_MEMCACHE_MEMBER_COST plus the key's length plus one per object member,
+ * RF_MEMCACHE_SLOT_COST per array element, and the entry's own struct. */
+#define RF_MEMCACHE_VALUE_COST  48u
+#define RF_MEMCACHE_MEMBER_COST 40u
+#define RF_MEMCACHE_SLOT_COST   8u
+
+/* The byte cost of caching `v` (borrowed, only read) in one entry. 0 and *out, or -E2BIG
+ * when the estimate passes limit_bytes or `v` nests deeper than RF_MEMCACHE_DEPTH_MAX; the
+ * walk stops there, so it visits at most limit_bytes / RF_MEMCACHE_SLOT_COST values. Any
+ * thread. */
+int rf_memcache_cost(const json_t *v, uint64_t limit_bytes, uint64_t *out);
+
 /* --- single flight ---------------------------------------------------------------------- */
 
 /* A waiter, embedded in whatever waits (the engine's rf_task). */
@@ -102,6 +140,9 @@ struct rf_flight_waiter {
 };
 
 struct rf_flight;
+
+/* At most this many stripes (more is -EINVAL). */
+#define RF_FLIGHT_STRIPES_MAX 4096u
 
 /* stripes: power of two, 0 = 64. Owned by the caller. */
 int rf_flight_new(uint32_t stripes, struct rf_flight **out);
