@@ -22,6 +22,12 @@
  *                      item = node, so per_item is the shard loop's cost per node
  *   engine/fanout      1 root -> 9,998 -> 1 sink on 2 shards, so the idle shard steals;
  *                      `steals` = successful steals per execution
+ *   lineage/http       rf_lineage of an http node's config (6 fields, 247 canonical bytes);
+ *                      item = node run hashed, so per_item is the cost per run
+ *   lineage/large_xxh3 the peer: plain XXH3-128 over the canonical bytes of a 1.37 MB
+ *                      array of records (bytes/s), measured first
+ *   lineage/large      rf_lineage of that array (canonicalize + hash), bytes/s;
+ *                      `vs_xxh3` = its rate as a fraction of the peer's in this run
  * The contended and engine benchmarks involve two threads and sleeping, so they are
  * timed in real time, not the benchmark thread's CPU time. The uncontended numbers are
  * the peers the contended ones should be read against, measured in the same run.
@@ -35,6 +41,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 
@@ -243,6 +250,153 @@ void engine_fanout(benchmark::State &state)
             static_cast<double>(rf_bm_engine_steals(e) - steals0) / state.iterations();
 }
 
+/* --- lineage hash ------------------------------------------------------------------------- */
+
+/* Parameter sets, built on first use and freed at exit by the destructor (main() stays
+ * as it is). The XXH3 peer stores its rate so lineage/large can report the ratio. */
+struct LineageSets {
+    rf_bm_lineage *http = nullptr;
+    rf_bm_lineage *large = nullptr;
+    double xxh3_bytes_per_s = 0; /* lineage/large_xxh3's last measured rate */
+    ~LineageSets()
+    {
+        rf_bm_lineage_free(http);
+        rf_bm_lineage_free(large);
+    }
+} g_lineage;
+
+rf_bm_lineage *lineage_set(benchmark::State &state, rf_bm_lineage *&slot,
+                           enum rf_bm_lineage_shape shape)
+{
+    if (!slot && rf_bm_lineage_new(shape, &slot) < 0) {
+        state.SkipWithError("cannot build the lineage params");
+        slot = nullptr;
+    }
+    return slot;
+}
+
+void lineage_http(benchmark::State &state)
+{
+    rf_bm_lineage *l = lineage_set(state, g_lineage.http, RF_BM_LINEAGE_HTTP);
+    uint64_t sum = 0;
+
+    if (!l)
+        return;
+    for (auto _ : state)
+        sum += rf_bm_lineage_hash(l, kBatch);
+    benchmark::DoNotOptimize(sum);
+    uint64_t items = static_cast<uint64_t>(state.iterations()) * kBatch;
+    set_rate(state, items); /* per_item: ns per node run hashed */
+    state.SetBytesProcessed(static_cast<int64_t>(items * rf_bm_lineage_jcs_bytes(l)));
+    state.counters["jcs_bytes"] = static_cast<double>(rf_bm_lineage_jcs_bytes(l));
+}
+
+/* One pass over the large set per iteration, timed on the wall clock here as well, so the
+ * two large benchmarks can be compared. Returns bytes per second. */
+template <typename F> double lineage_large_loop(benchmark::State &state, rf_bm_lineage *l, F pass)
+{
+    uint64_t sum = 0;
+    auto t0 = std::chrono::steady_clock::now();
+
+    for (auto _ : state)
+        sum += pass(l);
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    benchmark::DoNotOptimize(sum);
+    uint64_t bytes = static_cast<uint64_t>(state.iterations()) * rf_bm_lineage_jcs_bytes(l);
+    state.SetBytesProcessed(static_cast<int64_t>(bytes));
+    state.counters["jcs_bytes"] = static_cast<double>(rf_bm_lineage_jcs_bytes(l));
+    return s > 0 ? static_cast<double>(bytes) / s : 0;
+}
+
+void lineage_large_xxh3(benchmark::State &state)
+{
+    rf_bm_lineage *l = lineage_set(state, g_lineage.large, RF_BM_LINEAGE_LARGE);
+
+    if (l)
+        g_lineage.xxh3_bytes_per_s =
+            lineage_large_loop(state, l, [](rf_bm_lineage *x) { return rf_bm_lineage_xxh3(x, 1); });
+}
+
+void lineage_large(benchmark::State &state)
+{
+    rf_bm_lineage *l = lineage_set(state, g_lineage.large, RF_BM_LINEAGE_LARGE);
+
+    if (!l)
+        return;
+    double bps =
+        lineage_large_loop(state, l, [](rf_bm_lineage *x) { return rf_bm_lineage_hash(x, 1); });
+    /* vs_xxh3: this rate as a fraction of plain XXH3-128 over the same bytes, this run */
+    if (g_lineage.xxh3_bytes_per_s > 0)
+        state.counters["vs_xxh3"] = bps / g_lineage.xxh3_bytes_per_s;
+}
+
+/* --- template resolution ----------------------------------------------------------------- */
+
+/* The compiled config, built on first use and freed at exit by the destructor. The deep
+ * copy peer stores its time per item so tmpl/resolve can report the ratio. */
+struct TmplSet {
+    rf_bm_tmpl *t = nullptr;
+    double copy_s_per_item = 0; /* tmpl/deep_copy's last measured time per copy */
+    ~TmplSet()
+    {
+        rf_bm_tmpl_free(t);
+    }
+} g_tmpl;
+
+rf_bm_tmpl *tmpl_set(benchmark::State &state)
+{
+    if (!g_tmpl.t) {
+        int rc = rf_bm_tmpl_new(&g_tmpl.t);
+        if (rc < 0) {
+            state.SkipWithError(rf_bm_strerror(rc));
+            g_tmpl.t = nullptr;
+        }
+    }
+    return g_tmpl.t;
+}
+
+/* kBatch operations per iteration; returns wall seconds per operation, or -1 on error. */
+template <typename F> double tmpl_loop(benchmark::State &state, rf_bm_tmpl *t, F batch)
+{
+    int64_t members = 0;
+    auto t0 = std::chrono::steady_clock::now();
+
+    for (auto _ : state) {
+        int64_t m = batch(t);
+        if (m < 0) {
+            state.SkipWithError(rf_bm_strerror(static_cast<int>(m)));
+            return -1;
+        }
+        members += m;
+    }
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    benchmark::DoNotOptimize(members);
+    uint64_t items = static_cast<uint64_t>(state.iterations()) * kBatch;
+    set_rate(state, items); /* per_item: ns per resolution (or per copy) */
+    return items ? s / static_cast<double>(items) : -1;
+}
+
+void tmpl_deep_copy(benchmark::State &state)
+{
+    rf_bm_tmpl *t = tmpl_set(state);
+
+    if (t)
+        g_tmpl.copy_s_per_item =
+            tmpl_loop(state, t, [](rf_bm_tmpl *x) { return rf_bm_tmpl_deep_copy(x, kBatch); });
+}
+
+void tmpl_resolve(benchmark::State &state)
+{
+    rf_bm_tmpl *t = tmpl_set(state);
+
+    if (!t)
+        return;
+    double s = tmpl_loop(state, t, [](rf_bm_tmpl *x) { return rf_bm_tmpl_resolve(x, kBatch); });
+    /* vs_copy: time per resolution over time per json_deep_copy of the config, this run */
+    if (s > 0 && g_tmpl.copy_s_per_item > 0)
+        state.counters["vs_copy"] = s / g_tmpl.copy_s_per_item;
+}
+
 } // namespace
 
 BENCHMARK(deque_push_pop)->Name("deque/push_pop");
@@ -253,6 +407,13 @@ BENCHMARK(mq_spsc_pair)->Name("mq/spsc_pair")->UseRealTime();
 BENCHMARK(engine_roundtrip)->Name("engine/roundtrip")->UseRealTime();
 BENCHMARK(engine_chain)->Name("engine/chain")->UseRealTime();
 BENCHMARK(engine_fanout)->Name("engine/fanout")->UseRealTime();
+BENCHMARK(lineage_http)->Name("lineage/http");
+/* The peer first: lineage/large reads its rate. */
+BENCHMARK(lineage_large_xxh3)->Name("lineage/large_xxh3")->UseRealTime();
+BENCHMARK(lineage_large)->Name("lineage/large")->UseRealTime();
+/* The peer first: tmpl/resolve reads its time. */
+BENCHMARK(tmpl_deep_copy)->Name("tmpl/deep_copy")->UseRealTime();
+BENCHMARK(tmpl_resolve)->Name("tmpl/resolve")->UseRealTime();
 
 int main(int argc, char **argv)
 {

@@ -458,3 +458,217 @@ const char *rf_bm_strerror(int rc)
 {
     return rf_strerror(rc);
 }
+
+/* --- lineage hash (engine/jcs.h) --------------------------------------------------------- */
+
+/* Included here, with the section that uses them, so this section stands on its own. */
+#include <xxhash.h>
+
+#include "engine/jcs.h"
+
+/* The large parameter set grows until its canonical form reaches this many bytes. */
+#define RF_BM_LINEAGE_LARGE_BYTES (1u << 20)
+/* Text of one generated string value in the large set. */
+#define RF_BM_LINEAGE_NAME_BYTES 64
+
+/* An http node's config as a graph holds it: six fields, about 200 canonical bytes, one
+ * real (the fast shortest-digits path), member order not canonical. */
+static const char rf_bm_http_params[] =
+    "{\"url\":\"http://127.0.0.1:9000/orders/42/lines\",\"method\":\"POST\","
+    "\"headers\":{\"x-request-id\":\"7f3e2a\",\"content-type\":\"application/json\","
+    "\"accept\":\"application/json\"},\"body\":{\"sku\":\"A-1234\",\"qty\":3,\"price\":19.99},"
+    "\"ok_status\":[200,299],\"timeout_ms\":2000}";
+
+struct rf_bm_lineage {
+    json_t *params;
+    struct rf_buf scratch; /* rf_lineage's, reused across calls as a shard would */
+    struct rf_buf jcs;     /* JCS(params), hashed by the XXH3 peer */
+};
+
+/* An array of records (strings, integers, reals, literals) of >= 1 MiB canonical. */
+static json_t *lineage_large_params(void)
+{
+    json_t *a = json_array();
+    size_t bytes = 2;
+
+    for (uint32_t i = 0; a && bytes < RF_BM_LINEAGE_LARGE_BYTES; i++) {
+        char name[RF_BM_LINEAGE_NAME_BYTES];
+        snprintf(name, sizeof(name), "item-%u with a \"quoted\" word and caf\xc3\xa9", i);
+        json_t *o = json_pack("{s:i,s:s,s:f,s:[s,s],s:b,s:i}", "id", (json_int_t)i, "name", name,
+                              "price", i * 0.25 + 0.5, "tags", "blue", "large", "stock",
+                              (int)(i & 1), "warehouse", (json_int_t)(i % 17));
+        if (!o || json_array_append_new(a, o) < 0) {
+            json_decref(a);
+            return NULL;
+        }
+        bytes += 100; /* estimate; the caller measures the real size */
+    }
+    return a;
+}
+
+int rf_bm_lineage_new(enum rf_bm_lineage_shape shape, rf_bm_lineage **out)
+{
+    rf_bm_lineage *l = calloc(1, sizeof(*l));
+    int rc = -ENOMEM;
+
+    if (!l)
+        return -ENOMEM;
+    if (shape == RF_BM_LINEAGE_HTTP)
+        l->params = json_loads(rf_bm_http_params, 0, NULL);
+    else
+        l->params = lineage_large_params();
+    if (!l->params)
+        goto err;
+    if ((rc = rf_jcs_write(l->params, &l->jcs)) < 0)
+        goto err;
+    *out = l;
+    return 0;
+err:
+    rf_bm_lineage_free(l);
+    return rc;
+}
+
+void rf_bm_lineage_free(rf_bm_lineage *l)
+{
+    if (!l)
+        return;
+    json_decref(l->params);
+    rf_buf_free(&l->scratch);
+    rf_buf_free(&l->jcs);
+    free(l);
+}
+
+uint64_t rf_bm_lineage_jcs_bytes(const rf_bm_lineage *l)
+{
+    return l->jcs.len;
+}
+
+uint64_t rf_bm_lineage_hash(rf_bm_lineage *l, uint32_t n)
+{
+    uint64_t sum = 0;
+
+    for (uint32_t i = 0; i < n; i++) {
+        uint8_t h[16];
+        int rc = rf_lineage("http", "1", l->params, &l->scratch, h);
+        RF_ASSERT(rc == 0);
+        sum += h[0];
+    }
+    return sum;
+}
+
+uint64_t rf_bm_lineage_xxh3(rf_bm_lineage *l, uint32_t n)
+{
+    uint64_t sum = 0;
+
+    for (uint32_t i = 0; i < n; i++)
+        sum += XXH3_128bits(l->jcs.p, l->jcs.len).low64;
+    return sum;
+}
+
+/* --- template resolution (engine/expr.h) ------------------------------------------------- */
+
+/* Included here, with the section that uses it, so this section stands on its own. */
+#include "engine/expr.h"
+
+/* An http node's config as a graph holds it: 7 fields, 3 templates, nested static parts. */
+static const char rf_bm_tmpl_config[] =
+    "{\"method\":\"POST\",\"url\":\"http://127.0.0.1:9000/orders/{{inputs.order_id}}/lines\","
+    "\"headers\":{\"content-type\":\"application/json\",\"x-source\":\"ringflow\"},"
+    "\"body\":{\"lines\":\"{{nodes.fetch.output.body.lines}}\",\"limit\":\"{{inputs.limit}}\","
+    "\"currency\":\"EUR\"},\"timeout_ms\":2000,\"ok_status\":[200,299],\"follow\":false}";
+
+struct rf_bm_tmpl {
+    json_t *config, *inputs, *fetch;
+    struct rf_tmpl *tmpl;
+    struct rf_scope sc;
+};
+
+static int tmpl_node_index(void *ud, const char *id, size_t len)
+{
+    (void)ud;
+    return len == 5 && memcmp(id, "fetch", 5) == 0 ? 0 : -1;
+}
+
+static const json_t *tmpl_node_output(const void *ud, uint32_t node)
+{
+    const rf_bm_tmpl *t = ud;
+
+    return node == 0 ? t->fetch : NULL;
+}
+
+void rf_bm_tmpl_free(rf_bm_tmpl *t)
+{
+    if (!t)
+        return;
+    rf_tmpl_free(t->tmpl);
+    json_decref(t->config);
+    json_decref(t->inputs);
+    json_decref(t->fetch);
+    free(t);
+}
+
+int rf_bm_tmpl_new(rf_bm_tmpl **out)
+{
+    struct rf_expr_env env = {.node_index = tmpl_node_index};
+    rf_bm_tmpl *t = calloc(1, sizeof(*t));
+    rf_diag d;
+    int rc = -ENOMEM;
+
+    *out = NULL;
+    if (!t)
+        return rc;
+    rf_diag_init(&d);
+    t->config = json_loads(rf_bm_tmpl_config, 0, NULL);
+    t->inputs = json_loads("{\"order_id\":\"o-123456\",\"limit\":10}", 0, NULL);
+    t->fetch = json_loads("{\"status\":200,\"body\":{\"lines\":[{\"sku\":\"A-1\",\"cents\":250},"
+                          "{\"sku\":\"B-2\",\"cents\":990},{\"sku\":\"C-3\",\"cents\":15}]}}",
+                          0, NULL);
+    if (t->config && t->inputs && t->fetch)
+        rc = rf_tmpl_compile(t->config, "/nodes/1/config", &env, &d, &t->tmpl);
+    if (rc == 0 && !t->tmpl)
+        rc = -EINVAL; /* the config must hold templates */
+    print_diag(&d);
+    rf_diag_free(&d);
+    if (rc < 0) {
+        rf_bm_tmpl_free(t);
+        return rc;
+    }
+    t->sc = (struct rf_scope){.inputs = t->inputs,
+                              .node_output = tmpl_node_output,
+                              .ud = t,
+                              .exec_id = "01JBENCH",
+                              .graph = "bench",
+                              .version = 1};
+    *out = t;
+    return 0;
+}
+
+int64_t rf_bm_tmpl_resolve(rf_bm_tmpl *t, uint32_t n)
+{
+    int64_t members = 0;
+
+    for (uint32_t i = 0; i < n; i++) {
+        json_t *params;
+        rf_error err;
+        int rc = rf_tmpl_eval(t->tmpl, &t->sc, &params, &err);
+        if (rc < 0)
+            return rc;
+        members += (int64_t)json_object_size(params);
+        json_decref(params);
+    }
+    return members;
+}
+
+int64_t rf_bm_tmpl_deep_copy(rf_bm_tmpl *t, uint32_t n)
+{
+    int64_t members = 0;
+
+    for (uint32_t i = 0; i < n; i++) {
+        json_t *copy = json_deep_copy(t->config);
+        if (!copy)
+            return -ENOMEM;
+        members += (int64_t)json_object_size(copy);
+        json_decref(copy);
+    }
+    return members;
+}

@@ -15,6 +15,9 @@
  *     (the caller) against a consumer thread (started here);
  *   - rf_bm_engine_* / rf_bm_plan_* / rf_bm_run: whole executions through the public
  *     API (rf_submit, rf_exec_wait), so through the real inbox and shard loop.
+ *   - rf_bm_lineage_*: the lineage hash (engine/jcs.h, canonicalization + XXH3-128) of an
+ *     http node's config and of a 1 MiB value, and plain XXH3-128 over the same
+ *     canonical bytes as the peer.
  *
  * The timed loops work in batches so that one call into this file costs tens of
  * nanoseconds of fixed overhead at most, spread over the batch. Every function returns
@@ -111,6 +114,44 @@ int rf_bm_run(rf_bm_engine *e, rf_bm_plan *p);
 /* "chain", "fanout"; static. rf_strerror() for an rc of the functions above. */
 const char *rf_bm_shape_name(enum rf_bm_shape s);
 const char *rf_bm_strerror(int rc);
+
+/* --- lineage hash (engine/jcs.h) --- */
+
+typedef struct rf_bm_lineage rf_bm_lineage;
+
+enum rf_bm_lineage_shape {
+    RF_BM_LINEAGE_HTTP,  /* an http node's config: 6 fields, ~200 canonical bytes */
+    RF_BM_LINEAGE_LARGE, /* an array of records, >= 1 MiB canonical */
+};
+
+/* Build the params of `shape` and their canonical bytes. 0 or -ENOMEM; *out owned by the
+ * caller, rf_bm_lineage_free() (NULL is a no-op). */
+int rf_bm_lineage_new(enum rf_bm_lineage_shape shape, rf_bm_lineage **out);
+void rf_bm_lineage_free(rf_bm_lineage *l);
+/* Length of JCS(params): the bytes each hash covers (plus a ~30-byte header). */
+uint64_t rf_bm_lineage_jcs_bytes(const rf_bm_lineage *l);
+/* `n` rf_lineage() calls (canonicalize + XXH3-128, warm scratch buffer). Returns a sum of
+ * hash bytes. */
+uint64_t rf_bm_lineage_hash(rf_bm_lineage *l, uint32_t n);
+/* The peer: `n` plain XXH3_128bits() over the already canonical bytes. */
+uint64_t rf_bm_lineage_xxh3(rf_bm_lineage *l, uint32_t n);
+
+/* --- template resolution (engine/expr.h) --- */
+
+typedef struct rf_bm_tmpl rf_bm_tmpl;
+
+/* A typical http node config compiled once (rf_tmpl_compile): 7 fields, 3 templates (a URL
+ * built from inputs.order_id, inputs.limit and nodes.fetch.output.body.lines, both typed),
+ * the rest static; and the scope it resolves against. 0 or a negative errno / rf_err; *out
+ * owned by the caller, rf_bm_tmpl_free() (NULL is a no-op). */
+int rf_bm_tmpl_new(rf_bm_tmpl **out);
+void rf_bm_tmpl_free(rf_bm_tmpl *t);
+/* `n` resolutions (rf_tmpl_eval, each result freed). Returns the members produced, or a
+ * negative rf_err if one failed. */
+int64_t rf_bm_tmpl_resolve(rf_bm_tmpl *t, uint32_t n);
+/* The peer: `n` json_deep_copy() of the unresolved config (the least a copy-then-substitute
+ * resolver pays), each freed. Returns the members copied, or -ENOMEM. */
+int64_t rf_bm_tmpl_deep_copy(rf_bm_tmpl *t, uint32_t n);
 
 #ifdef __cplusplus
 }

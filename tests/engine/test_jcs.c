@@ -16,11 +16,11 @@
  *   - the lineage vectors were computed with a separate Python canonicalizer (shortest
  *     digits from Python's repr(), keys sorted by their UTF-16BE bytes) and xxhsum:
  *
- *       python3 docs/lineage.py KIND VERSION 'PARAMS-JSON' | xxhsum -H2
+ *       python3 lineage_ref.py KIND VERSION 'PARAMS-JSON' | xxhsum -H2
  *
  *     xxhsum 0.8.1 prints XXH128 in canonical (big-endian) order, the same bytes as
  *     XXH128_canonicalFromHash, so its 32 hex digits are the lineage hash as written.
- *     docs/lineage.md has the script and the table.
+ *     lineage_ref.py is printed in full in docs/lineage.md, with the table of vectors.
  */
 #include <errno.h>
 #include <math.h> /* isfinite, fabs, NAN: builtins (the tests link no libm) */

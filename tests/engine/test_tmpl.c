@@ -12,11 +12,13 @@
  * compiled value (pointer identity and reference counts), every way a path can fail gives
  * "template_error" with the path named, and compile reports every problem (syntax,
  * unknown_ref, bad_scope, limit) with the JSON Pointer of the string, calling on_ref once
- * per node reference.
+ * per node reference. One compiled template is evaluated on several threads at once, as
+ * shards do (RF_TEST_CONCURRENT: this test also runs under TSan).
  */
 #include "engine/expr.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,6 +34,8 @@
 #define REFS_MAX      16
 #define POINTER_BYTES 128
 #define BIG_BYTES     (9u << 20) /* two of these overflow RF_TMPL_STRING_BYTES_MAX */
+#define THREADS       4
+#define THREAD_EVALS  2000
 
 /* --- guard page ----------------------------------------------------------------------------- */
 
@@ -854,6 +858,53 @@ static void test_eval_errors_free_partial(void **state)
     json_decref(cfg);
 }
 
+struct shared_eval {
+    const struct rf_tmpl *t;
+    const struct rf_scope *sc;
+    const json_t *stat; /* the static member every result shares */
+    int failures;
+};
+
+static void *eval_thread(void *arg)
+{
+    struct shared_eval *se = arg;
+
+    for (int i = 0; i < THREAD_EVALS; i++) {
+        json_t *out = NULL;
+        rf_error err;
+        if (rf_tmpl_eval(se->t, se->sc, &out, &err) != 0 || json_object_get(out, "a") != se->stat ||
+            strcmp(json_string_value(json_object_get(out, "s")), "o-1 {\"k\":1} [\"x\",\"y\"]") !=
+                0)
+            se->failures++;
+        json_decref(out);
+    }
+    return NULL;
+}
+
+static void test_concurrent_eval(void **state)
+{
+    struct world *w = *state;
+    json_t *cfg =
+        parse("{\"a\": {\"b\": [1, 2]}, \"s\": \"{{inputs.id}} {{inputs.obj}} "
+              "{{inputs.tags}}\", \"o\": \"{{nodes.fetch.output}}\", \"i\": \"{{item}}\"}");
+    struct rf_tmpl *t = compile_ok(w, cfg);
+    struct shared_eval se[THREADS];
+    pthread_t th[THREADS];
+    size_t rc_a = json_object_get(cfg, "a")->refcount;
+
+    for (int i = 0; i < THREADS; i++) {
+        se[i] = (struct shared_eval){t, &w->sc, json_object_get(cfg, "a"), 0};
+        assert_int_equal(pthread_create(&th[i], NULL, eval_thread, &se[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(se[i].failures, 0);
+    }
+    assert_int_equal(json_object_get(cfg, "a")->refcount, rc_a); /* every reference returned */
+    rf_tmpl_free(t);
+    json_decref(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -876,6 +927,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_on_ref, world_setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_compile_limits, world_setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_eval_errors_free_partial, world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_eval, world_setup, world_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
 
