@@ -14,7 +14,10 @@
  * written as 32 lowercase hex digits of the canonical (big-endian) form.
  *
  * Nothing here allocates except the growable buffer the caller owns and reuses (one per
- * shard on the data path), so hashing a node run costs no allocation once warm.
+ * shard on the data path), and a temporary member array for objects too wide to sort on
+ * the stack, so hashing a typical node run costs no allocation once warm. Everything is
+ * a pure function of its arguments: any thread may call it on values it may read.
+ * How to compute the same hash in another language: docs/lineage.md.
  */
 #ifndef RF_ENGINE_JCS_H
 #define RF_ENGINE_JCS_H
