@@ -403,7 +403,13 @@ static void drain_inbox(struct rf_shard *sh)
         struct rf_exec *ex = (struct rf_exec *)(v & ~(uintptr_t)RF_MSG_TYPE_MASK);
         switch (v & RF_MSG_TYPE_MASK) {
         case RF_MSG_SUBMIT:
-            rf__exec_start(sh, ex);
+            /* Queued, started by start_some(): see there. */
+            ex->hnext = NULL;
+            if (sh->startq_tail)
+                sh->startq_tail->hnext = ex;
+            else
+                sh->startq = ex;
+            sh->startq_tail = ex;
             break;
         case RF_MSG_DONE:
             rf__exec_done_home(sh, ex);
@@ -411,6 +417,28 @@ static void drain_inbox(struct rf_shard *sh)
         default:
             RF_ASSERT(!"unknown message");
         }
+    }
+}
+
+/* Start up to run_budget queued executions, once the deque is empty. The owner pops its
+ * deque LIFO, so the roots of a new execution would run before the older executions'
+ * queued nodes; under a steady stream of submissions (and no thief to take the old end,
+ * as on one shard) an old node could wait until the stream stopped. Starting new work only
+ * once the ready work of the started executions has drained bounds every node's wait to
+ * one batch and finishes executions in about the order they came; the queue is only held
+ * back while there is other work to do. */
+static void start_some(struct rf_shard *sh)
+{
+    uint32_t batch = sh->eng->cfg.run_budget;
+
+    if (rf_deque_size_approx(&sh->dq) != 0)
+        return;
+    while (sh->startq && batch--) {
+        struct rf_exec *ex = sh->startq;
+        sh->startq = ex->hnext;
+        if (!sh->startq)
+            sh->startq_tail = NULL;
+        rf__exec_start(sh, ex);
     }
 }
 
@@ -489,7 +517,7 @@ static bool work_visible(struct rf_shard *sh)
 {
     rf_engine *eng = sh->eng;
 
-    if (rf_mq_size(&sh->inbox) || rf_deque_size_approx(&sh->dq))
+    if (rf_mq_size(&sh->inbox) || rf_deque_size_approx(&sh->dq) || sh->startq)
         return true;
     /* Acquire: pairs with rf__shard_task_wake's release CAS. */
     if (atomic_load_explicit(&sh->woken, memory_order_acquire))
@@ -538,6 +566,7 @@ static void loop(struct rf_shard *sh)
         drain_inbox(sh);
         drain_woken(sh);
         check_cancels(sh);
+        start_some(sh);
         uint32_t ran = run_ready(sh, budget);
         bool waiting = sh->tasks_out > 0;
         if (io_uring_sq_ready(&sh->ring) || (ran && waiting)) {
@@ -552,7 +581,7 @@ static void loop(struct rf_shard *sh)
             continue;
         /* Acquire: the stop sequence's writes happen before we exit. */
         if (atomic_load_explicit(&eng->quit, memory_order_acquire) && sh->tasks_out == 0 &&
-            sh->home.hnext == &sh->home)
+            sh->home.hnext == &sh->home && !sh->startq)
             break;
         if (io_uring_cq_ready(&sh->ring))
             continue;

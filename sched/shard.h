@@ -83,6 +83,7 @@ struct rf_shard {
     struct rf_task waiting; /* sentinel of the list of waiting tasks */
     uint64_t seen_cancel_epoch;
     struct rf_exec home;  /* sentinel of the list of executions homed here */
+    struct rf_exec *startq, *startq_tail; /* submitted, not started yet (through hnext) */
     uint32_t *free_slots; /* stack of free local slot numbers */
     uint32_t nfree_slots;
     uint32_t slot_base;      /* this shard's first global slot */
