@@ -154,12 +154,7 @@ static const uint8_t *node_lineage(struct rf_exec *ex, uint32_t i)
 
 static void node_event(struct rf_exec *ex, uint32_t i, rf_status st)
 {
-    static const uint8_t ev_of[] = {
-        [RF_ST_SUCCEEDED] = RF_EV_NODE_SUCCEEDED, [RF_ST_FAILED] = RF_EV_NODE_FAILED,
-        [RF_ST_CANCELED] = RF_EV_NODE_CANCELED,   [RF_ST_SKIPPED] = RF_EV_NODE_SKIPPED,
-        [RF_ST_CACHED] = RF_EV_NODE_CACHED,
-    };
-    struct rf_evrec r = {.type = ev_of[st], .node = i, .item = -1};
+    struct rf_evrec r = {.type = rf__ev_of_status(st), .node = i, .item = -1};
     const uint8_t *lin = node_lineage(ex, i);
 
     if (st == RF_ST_FAILED) {
@@ -315,13 +310,6 @@ static inline struct rf_mapst *map_of(struct rf_exec *ex, uint32_t i)
     return atomic_load_explicit(&ex->aux, memory_order_relaxed)[i].map; /* as above */
 }
 
-static uint64_t run_tok(const struct rf_exec *ex, uint32_t i, uint32_t lane)
-{
-    if (lane == RF_NO_LANE)
-        return rf_tok(ex->slot, i);
-    return rf_tok(ex->slot, i) | RF_TOK_LANE | ((uint64_t)lane << RF_TOK_LANE_SHIFT);
-}
-
 static const json_t *run_params(struct rf_exec *ex, uint32_t i, uint32_t lane)
 {
     const json_t *p = NULL;
@@ -333,7 +321,7 @@ static const json_t *run_params(struct rf_exec *ex, uint32_t i, uint32_t lane)
     return p ? p : ex->plan->nodes[i].config;
 }
 
-static const uint8_t *run_lineage(struct rf_exec *ex, uint32_t i, uint32_t lane)
+const uint8_t *rf__run_lineage(struct rf_exec *ex, uint32_t i, uint32_t lane)
 {
     if (lane != RF_NO_LANE) {
         struct rf_lane *ln = lane_of(ex, i, lane);
@@ -351,11 +339,11 @@ static uint32_t run_attempts(struct rf_exec *ex, uint32_t i, uint32_t lane)
     return map_of(ex, i)->items[lane_of(ex, i, lane)->item].attempts;
 }
 
-static void run_emit(struct rf_exec *ex, uint32_t i, uint32_t lane, uint8_t type,
-                     uint32_t retry_in_ms, json_t *data)
+void rf__run_emit(struct rf_exec *ex, uint32_t i, uint32_t lane, uint8_t type, uint32_t retry_in_ms,
+                  json_t *data)
 {
     struct rf_evrec r = {.type = type, .node = i, .item = -1, .data = data};
-    const uint8_t *lin = run_lineage(ex, i, lane);
+    const uint8_t *lin = rf__run_lineage(ex, i, lane);
 
     if (lane != RF_NO_LANE)
         r.item = (int32_t)lane_of(ex, i, lane)->item;
@@ -368,8 +356,8 @@ static void run_emit(struct rf_exec *ex, uint32_t i, uint32_t lane, uint8_t type
     rf__evq_push(ex, &r);
 }
 
-static uint64_t run_succeeded(struct rf_shard *sh, struct rf_exec *ex, uint32_t i,
-                              uint32_t lane, json_t *out)
+static uint64_t run_succeeded(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, uint32_t lane,
+                              json_t *out)
 {
     if (lane != RF_NO_LANE)
         return rf__item_finish(sh, ex, i, lane, RF_ST_SUCCEEDED, out);
@@ -437,11 +425,11 @@ static uint64_t backoff_start(struct rf_shard *sh, struct rf_exec *ex, uint32_t 
 
     t = delay ? rf__task_get(sh) : NULL;
     if (!t) /* no delay, or no memory for a timer: retry now rather than never */
-        return run_tok(ex, i, lane);
+        return rf_tok_run(ex->slot, i, lane);
     t->ex = ex;
     t->node = i;
     t->lane = lane;
-    t->tok = run_tok(ex, i, lane);
+    t->tok = rf_tok_run(ex->slot, i, lane);
     t->state = RF_TASK_BACKOFF;
     t->timer_armed = true;
     rf__task_link(sh, t);
@@ -467,7 +455,7 @@ static uint64_t attempt_failed(struct rf_shard *sh, struct rf_exec *ex, uint32_t
     if (lane == RF_NO_LANE)
         set_status(ex, i, RF_ST_RETRYING);
     if (rf__events_on(ex))
-        run_emit(ex, i, lane, RF_EV_NODE_RETRYING, delay, json_incref(ej));
+        rf__run_emit(ex, i, lane, RF_EV_NODE_RETRYING, delay, json_incref(ej));
     return backoff_start(sh, ex, i, lane, delay);
 }
 
@@ -559,7 +547,8 @@ uint64_t rf__attempt_start(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, 
         attempt = ++it->attempts;
     }
     if (rf__events_on(ex))
-        run_emit(ex, i, lane, RF_EV_NODE_STARTED, 0, json_incref((json_t *)run_params(ex, i, lane)));
+        rf__run_emit(ex, i, lane, RF_EV_NODE_STARTED, 0,
+                     json_incref((json_t *)run_params(ex, i, lane)));
     if (ex->plan->nodes[i].flags & RF_PN_SYNC)
         return run_sync(sh, ex, i, lane, attempt);
     return run_async(sh, ex, i, lane, attempt);
@@ -881,13 +870,21 @@ static struct rf_shard *reserve_shard(rf_engine *eng, const rf_submit_opts *o)
 }
 
 static struct rf_exec *exec_alloc(rf_engine *eng, rf_plan *plan, json_t *inputs,
-                                  const rf_submit_opts *o)
+                                  const rf_submit_opts *o, const struct rf_parent *parent)
 {
     size_t size = sizeof(struct rf_exec) + (size_t)plan->n * sizeof(struct rf_nstate);
     struct rf_exec *ex = rf_zalloc_aligned(size, RF_CACHELINE);
 
     if (!ex)
         return NULL;
+    if (parent) {
+        ex->parent = rf_malloc(sizeof(*ex->parent));
+        if (!ex->parent) {
+            rf_free(ex);
+            return NULL; /* the caller still owns `inputs` */
+        }
+        *ex->parent = *parent;
+    }
     ex->eng = eng;
     ex->plan = rf_plan_retain(plan);
     ex->inputs = inputs ? inputs : json_object();
@@ -899,8 +896,11 @@ static struct rf_exec *exec_alloc(rf_engine *eng, rf_plan *plan, json_t *inputs,
     make_id(ex->id, ex->created_us);
     if ((ex->flags & RF_SUBMIT_DOCUMENT) &&
         !(ex->doc = rf__xdoc_new(plan, ex->id, ex->inputs, ex->tags, ex->created_us))) {
+        if (!inputs)
+            json_decref(ex->inputs); /* the empty object made above */
         rf_plan_release(ex->plan);
         json_decref(ex->tags);
+        rf_free(ex->parent);
         rf_free(ex);
         return NULL; /* the caller still owns `inputs` */
     }
@@ -957,18 +957,9 @@ int rf__submit(rf_engine *eng, rf_plan *plan, json_t *inputs, const rf_submit_op
         json_decref(inputs);
         return -ESHUTDOWN;
     }
-    ex = exec_alloc(eng, plan, inputs, opts);
-    if (ex && parent) {
-        ex->parent = rf_malloc(sizeof(*ex->parent));
-        if (ex->parent)
-            *ex->parent = *parent;
-        else
-            ex->inputs = NULL; /* not ours to free below: the caller's reference */
-    }
-    if (!ex || (parent && !ex->parent)) {
+    ex = exec_alloc(eng, plan, inputs, opts, parent);
+    if (!ex) {
         atomic_fetch_sub_explicit(&sh->inflight, 1, memory_order_relaxed); /* undo */
-        if (ex)
-            rf__exec_free(ex);
         json_decref(inputs);
         return -ENOMEM;
     }

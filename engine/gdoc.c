@@ -75,29 +75,6 @@ static void problem(struct gctx *c, const char *ptr, const char *code, const cha
     va_end(ap);
 }
 
-/* `base` + "/" + `key` escaped as RFC 6901 says (~ as ~0, / as ~1); rf_free() it. */
-static char *ptr_child(const char *base, const char *key)
-{
-    size_t blen = strlen(base), klen = strlen(key);
-    char *p = rf_malloc(blen + 2 * klen + 2), *w;
-
-    if (!p)
-        return NULL;
-    memcpy(p, base, blen);
-    w = p + blen;
-    *w++ = '/';
-    for (const char *k = key; *k; k++) {
-        if (*k == '~' || *k == '/') {
-            *w++ = '~';
-            *w++ = *k == '~' ? '0' : '1';
-        } else {
-            *w++ = *k;
-        }
-    }
-    *w = '\0';
-    return p;
-}
-
 /* A problem at `base`/`key`, the key escaped (keys come from the document). */
 static void problem_at(struct gctx *c, const char *base, const char *key, const char *code,
                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -105,7 +82,7 @@ static void problem_at(struct gctx *c, const char *base, const char *key, const 
 static void problem_at(struct gctx *c, const char *base, const char *key, const char *code,
                        const char *fmt, ...)
 {
-    char *ptr = ptr_child(base, key);
+    char *ptr = rf__ptr_child(base, key);
     va_list ap;
 
     va_start(ap, fmt);
@@ -129,18 +106,9 @@ static const char *ptr_fmt(char *buf, const char *fmt, ...)
     return buf;
 }
 
-/* Bytes of `s` to quote in a message: at most RF_SHOWN_BYTES, never splitting a UTF-8
- * sequence (document strings are valid UTF-8, and messages must stay so). */
 static int shown(const char *s)
 {
-    size_t n = strnlen(s, RF_SHOWN_BYTES + 1);
-
-    if (n <= RF_SHOWN_BYTES)
-        return (int)n;
-    n = RF_SHOWN_BYTES;
-    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-        n--;
-    return (int)n;
+    return rf__utf8_shown(s, RF_SHOWN_BYTES);
 }
 
 static const char *json_phrase(const json_t *v)

@@ -63,30 +63,6 @@ static const char *const decl_fields[] = {"type", "required", "default", "descri
 
 /* --- reporting -------------------------------------------------------------------------- */
 
-/* `base` + "/" + `key` escaped as RFC 6901 says (~ as ~0, / as ~1); rf_free() it. NULL when
- * out of memory (report() then records -ENOMEM). */
-static char *ptr_child(const char *base, const char *key)
-{
-    size_t blen = strlen(base), klen = strlen(key);
-    char *p = rf_malloc(blen + 2 * klen + 2), *w;
-
-    if (!p)
-        return NULL;
-    memcpy(p, base, blen);
-    w = p + blen;
-    *w++ = '/';
-    for (const char *k = key; *k; k++) {
-        if (*k == '~' || *k == '/') {
-            *w++ = '~';
-            *w++ = *k == '~' ? '0' : '1';
-        } else {
-            *w++ = *k;
-        }
-    }
-    *w = '\0';
-    return p;
-}
-
 struct report {
     rf_diag *diag;     /* may be NULL: problems are still counted */
     uint32_t problems; /* items reported */
@@ -123,7 +99,7 @@ static void report_at(struct report *r, const char *base, const char *key, const
 static void report_at(struct report *r, const char *base, const char *key, const char *code,
                       const char *fmt, ...)
 {
-    char *ptr = ptr_child(base, key);
+    char *ptr = rf__ptr_child(base, key);
     va_list ap;
 
     va_start(ap, fmt);
@@ -132,18 +108,9 @@ static void report_at(struct report *r, const char *base, const char *key, const
     rf_free(ptr);
 }
 
-/* Bytes of `s` to quote in a message: at most RF_INPUT_SHOWN_BYTES, never splitting a
- * UTF-8 sequence (jansson strings are valid UTF-8; messages must stay so). */
 static int shown(const char *s)
 {
-    size_t n = strnlen(s, RF_INPUT_SHOWN_BYTES + 1);
-
-    if (n <= RF_INPUT_SHOWN_BYTES)
-        return (int)n;
-    n = RF_INPUT_SHOWN_BYTES;
-    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-        n--;
-    return (int)n;
+    return rf__utf8_shown(s, RF_INPUT_SHOWN_BYTES);
 }
 
 static const char *json_phrase(const json_t *v)
@@ -317,7 +284,7 @@ int rf__inputs_decl_check(const json_t *decl, const char *pointer, rf_diag *diag
     } else {
         json_object_foreach((json_t *)decl, name, spec)
         {
-            char *ptr = ptr_child(pointer, name);
+            char *ptr = rf__ptr_child(pointer, name);
             if (ptr)
                 check_spec(name, spec, ptr, &r);
             else

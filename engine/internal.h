@@ -65,8 +65,7 @@ int rf__inputs_decl_check(const json_t *decl, const char *pointer, rf_diag *diag
 /* Check execution inputs (borrowed; NULL = {}) against a valid declaration (borrowed; NULL
  * = anything goes). 0 and *resolved a new object with defaults filled; RF_EINPUTS with every
  * problem in `diag` at "/inputs/<name>"; -ENOMEM. */
-int rf__inputs_resolve(const json_t *decl, const json_t *inputs, rf_diag *diag,
-                       json_t **resolved);
+int rf__inputs_resolve(const json_t *decl, const json_t *inputs, rf_diag *diag, json_t **resolved);
 
 /* --- plans -------------------------------------------------------------------------- */
 
@@ -84,22 +83,21 @@ struct rf_cond;
 
 /* The graph language's per-node extras (engine/lang.c); only nodes that use it have one. */
 struct rf_pnode_x {
-    struct rf_tmpl *params; /* the compiled config; NULL when the config is static */
-    struct rf_cond *when;   /* NULL = none */
-    struct rf_tmpl *map;    /* mapped node: its `map` template (or map_static) */
-    json_t *map_static;     /* a `map` string without a template (fails at run time) */
-    uint32_t max_parallel;  /* lanes of a mapped node, 1..RF_MAX_PARALLEL_MAX */
-    uint32_t cache_ttl_s;   /* 0 = no cache */
+    struct rf_tmpl *params;    /* the compiled config; NULL when the config is static */
+    struct rf_cond *when;      /* NULL = none */
+    struct rf_tmpl *map;       /* mapped node: its `map` template */
+    uint32_t max_parallel;     /* lanes of a mapped node, 1..RF_MAX_PARALLEL_MAX */
+    uint32_t cache_ttl_s;      /* 0 = no cache */
     const char *cache_version; /* "" when none; in plan->strtab */
 };
 
 /* Hot per-node data, read by every run of the node: 48 bytes. */
 struct rf_pnode {
     const struct rf_kind_ent *kind;
-    const json_t *config; /* JSON null when none; the params when x->params is NULL */
-    const char *id;       /* in plan->strtab */
+    const json_t *config;       /* JSON null when none; the params when x->params is NULL */
+    const char *id;             /* in plan->strtab */
     const struct rf_pnode_x *x; /* NULL for a node that uses no template, when, map, cache */
-    uint32_t succ_off;    /* successors are plan->succ[succ_off .. succ_off + nsucc) */
+    uint32_t succ_off;          /* successors are plan->succ[succ_off .. succ_off + nsucc) */
     uint32_t nsucc;
     uint8_t trigger; /* rf_trigger */
     uint8_t flags;   /* RF_PN_* */
@@ -120,8 +118,8 @@ struct rf_pnode {
 struct rf_pnode_cold {
     const char *kind_name; /* in plan->strtab: valid even after the engine is freed */
     uint32_t timeout_ms;
-    rf_retry retry;          /* defaults applied */
-    bool lineage_static;     /* params never change: `lineage` is their lineage hash */
+    rf_retry retry;      /* defaults applied */
+    bool lineage_static; /* params never change: `lineage` is their lineage hash */
     uint8_t lineage[16];
 };
 
@@ -147,7 +145,6 @@ struct rf_plan {
     json_t *inputs_decl;    /* the `inputs` declaration or NULL */
     json_t *doc;            /* the document it was compiled from, or NULL */
     char **calls;           /* graph names its `graph` nodes call (literal), NULL-terminated */
-    uint32_t *call_versions; /* the version each call names, 0 = latest */
     uint32_t ncalls;
 
     /* set once by the registry before the plan is shared */
@@ -211,11 +208,11 @@ struct rf_evq {
 /* A mapped node's run (engine/map.c): items are claimed by `nlanes` lanes, each a token in
  * the deques that runs one item at a time; the last lane to retire ends the node. */
 struct rf_lane {
-    uint32_t item;   /* the item this lane runs, or UINT32_MAX between items */
-    uint8_t phase;   /* RF_PHASE_* of that item */
-    bool leader;     /* it leads the single flight of its lineage hash */
+    uint32_t item; /* the item this lane runs, or UINT32_MAX between items */
+    uint8_t phase; /* RF_PHASE_* of that item */
+    bool leader;   /* it leads the single flight of its lineage hash */
     bool has_lineage;
-    json_t *params;  /* the item's resolved params, owned; NULL = the node's config */
+    json_t *params; /* the item's resolved params, owned; NULL = the node's config */
     uint8_t lineage[16];
 };
 
@@ -226,30 +223,30 @@ struct rf_item {
 };
 
 struct rf_mapst {
-    json_t *arr;                   /* the resolved array, owned */
+    json_t *arr; /* the resolved array, owned */
     uint32_t n, nlanes;
-    _Atomic uint32_t next;         /* next item to claim; relaxed fetch_add */
-    _Atomic uint32_t lanes_live;   /* lanes not retired; acq_rel, the last ends the node */
-    _Atomic uint32_t stop;         /* an item failed or was canceled: claim no more */
-    _Atomic int32_t failed_item;   /* first item that failed for good, or -1 */
-    struct rf_item *items;         /* n entries */
-    struct rf_lane lanes[];        /* nlanes entries */
+    _Atomic uint32_t next;       /* next item to claim; relaxed fetch_add */
+    _Atomic uint32_t lanes_live; /* lanes not retired; acq_rel, the last ends the node */
+    _Atomic uint32_t stop;       /* an item failed or was canceled: claim no more */
+    _Atomic int32_t failed_item; /* first item that failed for good, or -1 */
+    struct rf_item *items;       /* n entries */
+    struct rf_lane lanes[];      /* nlanes entries */
 };
 
 /* Phases of a node (or item) run that uses the graph language. */
 enum {
-    RF_PHASE_NEW = 0,  /* `when` and params not evaluated yet */
-    RF_PHASE_PARAMS,   /* params resolved: look the cache up next */
-    RF_PHASE_RUN,      /* attempts run (a retry comes back here) */
+    RF_PHASE_NEW = 0, /* `when` and params not evaluated yet */
+    RF_PHASE_PARAMS,  /* params resolved: look the cache up next */
+    RF_PHASE_RUN,     /* attempts run (a retry comes back here) */
 };
 
 /* Per-node state of the graph language, allocated for an execution on first need. Written
  * by the shard that owns the node at the time, like rf_nstate. */
 struct rf_naux {
-    json_t *params;        /* resolved params, owned; NULL = the node's config */
-    struct rf_mapst *map;  /* mapped node */
-    uint8_t phase;         /* RF_PHASE_* */
-    bool leader;           /* leads the single flight of `lineage` */
+    json_t *params;       /* resolved params, owned; NULL = the node's config */
+    struct rf_mapst *map; /* mapped node */
+    uint8_t phase;        /* RF_PHASE_* */
+    bool leader;          /* leads the single flight of `lineage` */
     bool has_lineage;
     uint8_t lineage[16];
 };
@@ -268,10 +265,10 @@ struct rf_exec {
     rf_plan *plan;
     json_t *inputs;
     rf_callbacks cb;
-    uint32_t flags;             /* RF_SUBMIT_* */
-    struct rf_parent *parent;   /* owned, NULL for a top-level execution */
-    struct rf_xdoc *doc;        /* RF_SUBMIT_DOCUMENT: the hydrated document */
-    json_t *tags;               /* owned or NULL */
+    uint32_t flags;           /* RF_SUBMIT_* */
+    struct rf_parent *parent; /* owned, NULL for a top-level execution */
+    struct rf_xdoc *doc;      /* RF_SUBMIT_DOCUMENT: the hydrated document */
+    json_t *tags;             /* owned or NULL */
     int64_t created_us;
     uint32_t home;
     uint32_t slot; /* global slot, set by the home shard before any node runs */
@@ -306,8 +303,8 @@ struct rf_exec {
 #define RF_TOK_LANE_SHIFT 28
 #define RF_TOK_IDX_MASK   ((1u << RF_TOK_LANE_SHIFT) - 1)
 #define RF_NO_LANE        UINT32_MAX
-#define RF_TOK_NODE_BITS 40
-#define RF_TOK_SLOT_MAX  (1u << 24)
+#define RF_TOK_NODE_BITS  40
+#define RF_TOK_SLOT_MAX   (1u << 24)
 static inline uint64_t rf_tok(uint32_t slot, uint32_t node)
 {
     return ((uint64_t)slot << RF_TOK_NODE_BITS) | node;
@@ -322,6 +319,14 @@ static inline uint32_t rf_tok_node(uint64_t t)
 }
 #define RF_TOK_NONE UINT64_MAX
 
+/* The token of a run: node `node`, or one of its lanes (lane != RF_NO_LANE). */
+static inline uint64_t rf_tok_run(uint32_t slot, uint32_t node, uint32_t lane)
+{
+    if (lane == RF_NO_LANE)
+        return rf_tok(slot, node);
+    return rf_tok(slot, node) | RF_TOK_LANE | ((uint64_t)lane << RF_TOK_LANE_SHIFT);
+}
+
 /* --- tasks: an attempt or a back-off that waits on the ring --------------------------- */
 
 enum rf_task_state {
@@ -330,18 +335,17 @@ enum rf_task_state {
     RF_TASK_FLIGHT,      /* waiting for an identical run in flight (single flight) */
 };
 
-
 struct rf_task {
     rf_call call;
     struct rf_exec *ex;
     struct rf_shard *sh;
     struct rf_task *next, *prev; /* the shard's list of waiting tasks */
     uint32_t node;
-    uint32_t lane;       /* RF_NO_LANE, or the lane of a mapped node's item */
-    uint64_t tok;        /* the token that resumes the run (retry, single flight) */
-    struct rf_task *wnext; /* in the owner's woken stack (rf__shard_task_wake) */
+    uint32_t lane;                    /* RF_NO_LANE, or the lane of a mapped node's item */
+    uint64_t tok;                     /* the token that resumes the run (retry, single flight) */
+    struct rf_task *wnext;            /* in the owner's woken stack (rf__shard_task_wake) */
     void (*woken)(struct rf_task *t); /* run on the owner shard once woken */
-    struct rf_flight_waiter fw; /* RF_TASK_FLIGHT: queued behind the flight of `key` */
+    struct rf_flight_waiter fw;       /* RF_TASK_FLIGHT: queued behind the flight of `key` */
     uint8_t key[16];
     uint8_t state;       /* enum rf_task_state */
     bool timer_armed;    /* timeout or back-off timer awaiting its CQE */
@@ -373,13 +377,13 @@ struct rf_engine {
     struct rf_exec **ex_table; /* nshards * inflight_per_shard_max: slot -> execution */
     struct rf_kind_ent *kinds;
     uint32_t nkinds;
-    uint32_t task_bytes_max; /* largest kind->task_bytes: sizes the task pools */
-    bool has_msg_ring;       /* IORING_OP_MSG_RING usable for shard-to-shard wakeups */
-    unsigned ring_flags;     /* setup flags the probe settled on */
-    uint64_t instance;       /* random, for execution ids */
-    struct rf_cache *cache;   /* the result cache (memory backend by default) */
-    struct rf_flight *flight; /* single flight of cached runs */
-    struct rf_registry *reg;  /* registered graphs (engine/registry.c) */
+    uint32_t task_bytes_max;         /* largest kind->task_bytes: sizes the task pools */
+    bool has_msg_ring;               /* IORING_OP_MSG_RING usable for shard-to-shard wakeups */
+    unsigned ring_flags;             /* setup flags the probe settled on */
+    uint64_t instance;               /* random, for execution ids */
+    struct rf_cache *cache;          /* the result cache (memory backend by default) */
+    struct rf_flight *flight;        /* single flight of cached runs */
+    struct rf_registry *reg;         /* registered graphs (engine/registry.c) */
     _Atomic uint64_t flights_joined; /* runs that waited for a flight; relaxed stat */
 
     _Atomic uint32_t state RF_ALIGNED_CL;      /* enum rf_engine_state; seq_cst transitions */
@@ -400,6 +404,21 @@ struct rf_naux *rf__aux_get(struct rf_exec *ex);
 uint64_t rf__node_finish(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, rf_status st);
 uint64_t rf__node_fail_now(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, rf_error *err);
 uint64_t rf__attempt_start(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, uint32_t lane);
+/* The lineage hash of a run (a node, or the item its lane runs), or NULL if not computed. */
+const uint8_t *rf__run_lineage(struct rf_exec *ex, uint32_t i, uint32_t lane);
+/* Emit a node event for a run; `data` (params, output or error) is stolen. */
+void rf__run_emit(struct rf_exec *ex, uint32_t i, uint32_t lane, uint8_t type, uint32_t retry_in_ms,
+                  json_t *data);
+/* The node event that ends a run in terminal status `st`. */
+static inline uint8_t rf__ev_of_status(rf_status st)
+{
+    static const uint8_t ev_of[] = {
+        [RF_ST_SUCCEEDED] = RF_EV_NODE_SUCCEEDED, [RF_ST_FAILED] = RF_EV_NODE_FAILED,
+        [RF_ST_CANCELED] = RF_EV_NODE_CANCELED,   [RF_ST_SKIPPED] = RF_EV_NODE_SKIPPED,
+        [RF_ST_CACHED] = RF_EV_NODE_CACHED,
+    };
+    return ev_of[st];
+}
 void rf__task_link(struct rf_shard *sh, struct rf_task *t);
 void rf__task_unlink(struct rf_task *t);
 void rf__scope_fill(struct rf_scope *sc, const struct rf_exec *ex, const json_t *item,
@@ -453,8 +472,8 @@ int rf__lang_compile(rf_engine *eng, const rf_graph *g, struct rf_lang_build *lb
                      int *bad);
 /* After Kahn: report the references that point at a node not upstream (its edge is on or
  * behind a cycle). indeg[] is what Kahn left. */
-void rf__lang_report_refs(const rf_graph *g, const struct rf_lang_build *lb,
-                          const uint32_t *indeg, rf_diag *diag);
+void rf__lang_report_refs(const rf_graph *g, const struct rf_lang_build *lb, const uint32_t *indeg,
+                          rf_diag *diag);
 void rf__lang_build_free(struct rf_lang_build *lb, uint32_t n);
 void rf__pnode_x_free(struct rf_pnode_x *xs, uint32_t n);
 bool rf__pnode_x_used(const struct rf_pnode_x *x); /* anything of the language set */
@@ -476,5 +495,10 @@ const struct rf_kind_ent *rf__kind_find(const rf_engine *eng, const char *name);
 /* engine/util.c */
 void rf__futex_wait(_Atomic uint32_t *word, uint32_t expect, uint32_t timeout_ms);
 void rf__futex_wake_all(_Atomic uint32_t *word);
+/* `base` + "/" + `key`, the key escaped as RFC 6901 says (~ as ~0, / as ~1); rf_free() it.
+ * NULL when out of memory. */
+char *rf__ptr_child(const char *base, const char *key);
+/* Bytes of `s` to quote in a message: at most `max`, never splitting a UTF-8 sequence. */
+int rf__utf8_shown(const char *s, size_t max);
 
 #endif /* RF_ENGINE_INTERNAL_H */

@@ -133,7 +133,7 @@ static void on_ref_cb(void *ud, uint32_t from, const char *pointer)
 
 static bool node_uses_lang(const struct rf_pnode_x *x)
 {
-    return x->params || x->when || x->map || x->map_static || x->cache_ttl_s;
+    return x->params || x->when || x->map || x->cache_ttl_s;
 }
 
 static int compile_map(const struct rf_gnode *gn, uint32_t i, struct rf_expr_env *env,
@@ -183,8 +183,8 @@ static int compile_node(const rf_graph *g, uint32_t i, struct refctx *rc_ctx,
     if (gn->opts.when) {
         snprintf(ptr, sizeof(ptr), "/nodes/%u/when", i);
         env->in_map = false;
-        rc = rf_cond_compile(gn->opts.when, strlen(gn->opts.when), ptr, env, rc_ctx->diag,
-                             &x->when);
+        rc =
+            rf_cond_compile(gn->opts.when, strlen(gn->opts.when), ptr, env, rc_ctx->diag, &x->when);
         if (rc == RF_EINVAL_GRAPH)
             *rc_ctx->bad = 1;
         else if (rc < 0)
@@ -251,8 +251,8 @@ out:
     return rc < 0 && rc != RF_EINVAL_GRAPH ? rc : 0;
 }
 
-void rf__lang_report_refs(const rf_graph *g, const struct rf_lang_build *lb,
-                          const uint32_t *indeg, rf_diag *diag)
+void rf__lang_report_refs(const rf_graph *g, const struct rf_lang_build *lb, const uint32_t *indeg,
+                          rf_diag *diag)
 {
     for (uint32_t e = 0; e < lb->m; e++) {
         uint32_t from = (uint32_t)(lb->edges[e] >> 32), to = (uint32_t)lb->edges[e];
@@ -273,7 +273,6 @@ void rf__pnode_x_free(struct rf_pnode_x *xs, uint32_t n)
         rf_tmpl_free(xs[i].params);
         rf_cond_free(xs[i].when);
         rf_tmpl_free(xs[i].map);
-        json_decref(xs[i].map_static);
         free((char *)xs[i].cache_version);
     }
     free(xs);
@@ -302,8 +301,7 @@ static int collect_calls(rf_plan *p)
             json_is_string(json_object_get(p->nodes[i].config, "name")))
             n++;
     p->calls = calloc(n + 1, sizeof(*p->calls));
-    p->call_versions = calloc(n + 1, sizeof(*p->call_versions));
-    if (!p->calls || !p->call_versions)
+    if (!p->calls)
         return -ENOMEM;
     for (uint32_t i = 0; i < p->n; i++) {
         const json_t *c = p->nodes[i].config;
@@ -311,10 +309,8 @@ static int collect_calls(rf_plan *p)
         if (strcmp(p->cold[i].kind_name, "graph") != 0 || !name)
             continue;
         p->calls[p->ncalls] = strdup(name);
-        if (!p->calls[p->ncalls])
+        if (!p->calls[p->ncalls++])
             return -ENOMEM;
-        json_int_t v = json_integer_value(json_object_get(c, "version"));
-        p->call_versions[p->ncalls++] = v > 0 && v <= UINT32_MAX ? (uint32_t)v : 0;
     }
     return 0;
 }

@@ -56,11 +56,6 @@ static int lineage_of(struct rf_shard *sh, const rf_plan *p, uint32_t i, const j
                       params ? params : p->nodes[i].config, &sh->jcs, out);
 }
 
-static inline uint64_t lane_tok(const struct rf_exec *ex, uint32_t i, uint32_t lane)
-{
-    return rf_tok(ex->slot, i) | RF_TOK_LANE | ((uint64_t)lane << RF_TOK_LANE_SHIFT);
-}
-
 /* --- the cache and single flight ---------------------------------------------------------- */
 
 /* 1 hit (*out owned), 0 miss. A backend error counts as a miss: the node runs. */
@@ -148,13 +143,6 @@ static void cache_after(struct rf_shard *sh, const rf_plan *p, uint32_t i, const
     }
 }
 
-static const uint8_t *naux_key(const struct rf_exec *ex, uint32_t i, const struct rf_naux *a)
-{
-    if (ex->plan->cold[i].lineage_static)
-        return ex->plan->cold[i].lineage;
-    return a->has_lineage ? a->lineage : NULL;
-}
-
 void rf__cache_after_node(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, rf_status st)
 {
     /* Acquire: pairs with the CAS that published the array. */
@@ -162,7 +150,7 @@ void rf__cache_after_node(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, r
 
     if (!aux || (ex->plan->nodes[i].flags & RF_PN_MAP))
         return; /* never began (skipped, canceled early), or its items did the caching */
-    cache_after(sh, ex->plan, i, naux_key(ex, i, &aux[i]), &aux[i].leader, st,
+    cache_after(sh, ex->plan, i, rf__run_lineage(ex, i, RF_NO_LANE), &aux[i].leader, st,
                 ex->ns[i].output);
 }
 
@@ -173,10 +161,10 @@ static uint64_t map_begin(struct rf_shard *sh, struct rf_exec *ex, uint32_t i,
 
 /* The cache phase of a node: a hit ends it, a flight parks it. RF_TOK_NONE + *parked, or
  * a token to return, or RF_TOK_NONE with *go set to run. */
-static uint64_t node_cache(struct rf_shard *sh, struct rf_exec *ex, uint32_t i,
-                           struct rf_naux *a, bool *go)
+static uint64_t node_cache(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, struct rf_naux *a,
+                           bool *go)
 {
-    const uint8_t *key = naux_key(ex, i, a);
+    const uint8_t *key = rf__run_lineage(ex, i, RF_NO_LANE);
     json_t *hit = NULL;
 
     *go = true;
@@ -264,15 +252,6 @@ void rf__map_free(struct rf_mapst *ms)
     rf_free(ms);
 }
 
-static uint64_t map_fail(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, const char *code,
-                         const char *fmt, const char *what, uint64_t a, uint64_t b)
-{
-    rf_error err;
-
-    rf_error_set(&err, -EINVAL, false, code, fmt, what, a, b);
-    return rf__node_fail_now(sh, ex, i, &err);
-}
-
 static struct rf_mapst *map_alloc(json_t *arr, uint32_t n, uint32_t lanes)
 {
     struct rf_mapst *ms = rf_calloc(1, sizeof(*ms) + lanes * sizeof(ms->lanes[0]));
@@ -307,19 +286,19 @@ static uint64_t map_begin(struct rf_shard *sh, struct rf_exec *ex, uint32_t i,
 
     if (rf_tmpl_eval(x->map, sc, &arr, &err) < 0)
         return rf__node_fail_now(sh, ex, i, &err);
-    if (!json_is_array(arr)) {
+    if (!json_is_array(arr) || json_array_size(arr) > max) {
+        if (!json_is_array(arr))
+            rf_error_set(&err, -EINVAL, false, "template_error",
+                         "map resolved to a non-array value, not an array");
+        else
+            rf_error_set(&err, RF_ELIMIT, false, "limit", "map: %zu items, the limit is %u",
+                         json_array_size(arr), max);
         json_decref(arr);
-        return map_fail(sh, ex, i, "template_error", "map resolved to %s, not an array",
-                        "a non-array value", 0, 0);
-    }
-    if (json_array_size(arr) > max) {
-        size_t sz = json_array_size(arr);
-        json_decref(arr);
-        return map_fail(sh, ex, i, "limit", "%s: %lu items, the limit is %lu", "map", sz, max);
+        return rf__node_fail_now(sh, ex, i, &err);
     }
     n = (uint32_t)json_array_size(arr);
     a->phase = RF_PHASE_RUN;
-    atomic_store_explicit(&ex->ns[i].attempts, 1, memory_order_relaxed); /* owner */
+    atomic_store_explicit(&ex->ns[i].attempts, 1, memory_order_relaxed);           /* owner */
     atomic_store_explicit(&ex->ns[i].status, RF_ST_RUNNING, memory_order_relaxed); /* snapshot */
     if (rf__events_on(ex))
         rf__evq_emit(ex, RF_EV_NODE_STARTED, i, 1, 0, NULL);
@@ -333,37 +312,15 @@ static uint64_t map_begin(struct rf_shard *sh, struct rf_exec *ex, uint32_t i,
     a->map = map_alloc(arr, n, lanes);
     if (!a->map) {
         json_decref(arr);
-        return map_fail(sh, ex, i, "internal", "%s: no memory for %lu items", "map", n, 0);
+        rf_error_set(&err, -ENOMEM, false, "internal", "map: no memory for %u items", n);
+        return rf__node_fail_now(sh, ex, i, &err);
     }
     /* The lanes' tokens publish a->map to whichever shard runs them (deque release). */
     for (uint32_t l = 1; l < lanes; l++)
-        rf__shard_push(sh, lane_tok(ex, i, l));
+        rf__shard_push(sh, rf_tok_run(ex->slot, i, l));
     if (lanes > 1)
         rf__shard_wake_sibling(sh);
-    return lane_tok(ex, i, 0);
-}
-
-static void item_emit(struct rf_exec *ex, uint32_t i, struct rf_lane *ln, struct rf_item *it,
-                      uint8_t type, json_t *data)
-{
-    struct rf_evrec r = {.type = type, .node = i, .item = (int32_t)ln->item, .data = data};
-
-    r.attempt = it->attempts;
-    if (ln->has_lineage) {
-        memcpy(r.lineage, ln->lineage, 16);
-        r.has_lineage = true;
-    } else if (ex->plan->cold[i].lineage_static) {
-        memcpy(r.lineage, ex->plan->cold[i].lineage, 16);
-        r.has_lineage = true;
-    }
-    rf__evq_push(ex, &r);
-}
-
-static const uint8_t *lane_key(const struct rf_exec *ex, uint32_t i, const struct rf_lane *ln)
-{
-    if (ln->has_lineage)
-        return ln->lineage;
-    return ex->plan->cold[i].lineage_static ? ex->plan->cold[i].lineage : NULL;
+    return rf_tok_run(ex->slot, i, 0);
 }
 
 uint64_t rf__item_finish(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, uint32_t lane,
@@ -372,22 +329,17 @@ uint64_t rf__item_finish(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, ui
     struct rf_mapst *ms = rf__aux_get(ex)[i].map;
     struct rf_lane *ln = &ms->lanes[lane];
     struct rf_item *it = &ms->items[ln->item];
-    static const uint8_t ev_of[] = {
-        [RF_ST_SUCCEEDED] = RF_EV_NODE_SUCCEEDED, [RF_ST_FAILED] = RF_EV_NODE_FAILED,
-        [RF_ST_CANCELED] = RF_EV_NODE_CANCELED,   [RF_ST_SKIPPED] = RF_EV_NODE_SKIPPED,
-        [RF_ST_CACHED] = RF_EV_NODE_CACHED,
-    };
 
     if (st == RF_ST_SUCCEEDED || st == RF_ST_CACHED) {
         json_decref(it->val); /* an earlier attempt's error */
         it->val = val ? val : json_null();
     }
     if (ex->plan->nodes[i].flags & RF_PN_CACHE)
-        cache_after(sh, ex->plan, i, lane_key(ex, i, ln), &ln->leader, st, it->val);
+        cache_after(sh, ex->plan, i, rf__run_lineage(ex, i, lane), &ln->leader, st, it->val);
     it->status = (uint8_t)st; /* read by map_finish after the lanes' acq_rel retire */
     if (rf__events_on(ex))
-        item_emit(ex, i, ln, it, ev_of[st],
-                  st == RF_ST_CANCELED || st == RF_ST_SKIPPED ? NULL : json_incref(it->val));
+        rf__run_emit(ex, i, lane, rf__ev_of_status(st), 0,
+                     st == RF_ST_CANCELED || st == RF_ST_SKIPPED ? NULL : json_incref(it->val));
     if (st == RF_ST_FAILED) {
         int32_t none = -1;
         /* Relaxed: the lanes' retire orders it before map_finish reads it. */
@@ -400,11 +352,10 @@ uint64_t rf__item_finish(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, ui
     ln->params = NULL;
     ln->has_lineage = false;
     ln->item = UINT32_MAX;
-    return lane_tok(ex, i, lane);
+    return rf_tok_run(ex->slot, i, lane);
 }
 
-static uint64_t map_finish(struct rf_shard *sh, struct rf_exec *ex, uint32_t i,
-                           struct rf_mapst *ms)
+static uint64_t map_finish(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, struct rf_mapst *ms)
 {
     int32_t fi = atomic_load_explicit(&ms->failed_item, memory_order_relaxed);
     bool canceled = false;
@@ -483,8 +434,8 @@ static bool item_new(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, struct
     return true;
 }
 
-static uint64_t item_step(struct rf_shard *sh, struct rf_exec *ex, uint32_t i,
-                          struct rf_mapst *ms, uint32_t lane)
+static uint64_t item_step(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, struct rf_mapst *ms,
+                          uint32_t lane)
 {
     struct rf_lane *ln = &ms->lanes[lane];
     uint64_t next = RF_TOK_NONE;
@@ -493,12 +444,12 @@ static uint64_t item_step(struct rf_shard *sh, struct rf_exec *ex, uint32_t i,
     if (ln->phase == RF_PHASE_NEW && !item_new(sh, ex, i, ms, ln, &next, lane))
         return next;
     if (ln->phase == RF_PHASE_PARAMS) {
-        const uint8_t *key = lane_key(ex, i, ln);
+        const uint8_t *key = rf__run_lineage(ex, i, lane);
         ln->phase = RF_PHASE_RUN;
         if ((ex->plan->nodes[i].flags & RF_PN_CACHE) && key) {
             if (cache_lookup(sh, key, &hit))
                 return rf__item_finish(sh, ex, i, lane, RF_ST_CACHED, hit);
-            switch (flight_enter(sh, ex, i, lane, lane_tok(ex, i, lane), key)) {
+            switch (flight_enter(sh, ex, i, lane, rf_tok_run(ex->slot, i, lane), key)) {
             case 0:
                 ln->phase = RF_PHASE_PARAMS; /* parked: look again when woken */
                 return RF_TOK_NONE;

@@ -335,8 +335,8 @@ static int cmp_u32(const void *a, const void *b)
 
 /* Bucket edges by source, drop self edges (reported) and duplicates. Fills off[n+1],
  * succ[] (allocated) and returns the edge count kept, or a negative errno. */
-static int64_t build_csr(const rf_graph *g, const uint64_t *edges, uint32_t nedges,
-                         uint32_t *off, uint32_t **succ_out, rf_diag *d, int *bad)
+static int64_t build_csr(const rf_graph *g, const uint64_t *edges, uint32_t nedges, uint32_t *off,
+                         uint32_t **succ_out, rf_diag *d, int *bad)
 {
     uint32_t n = g->n;
     uint32_t *fill, *succ;
@@ -526,7 +526,6 @@ static void plan_free(rf_plan *p)
     for (uint32_t c = 0; p->calls && p->calls[c]; c++)
         free(p->calls[c]);
     free(p->calls);
-    free(p->call_versions);
     free(p->nodes);
     free(p->cold);
     free(p->succ);
@@ -570,8 +569,8 @@ static int plan_fill(rf_engine *eng, const rf_graph *g, rf_plan *p, uint32_t *of
                     (pn->kind->k.type == RF_KIND_SYNC ? RF_PN_SYNC : 0);
         if (p->xs && rf__pnode_x_used(&p->xs[i])) {
             pn->x = &p->xs[i];
-            pn->flags |= RF_PN_LANG | (pn->x->map ? RF_PN_MAP : 0) |
-                         (pn->x->cache_ttl_s ? RF_PN_CACHE : 0);
+            pn->flags |=
+                RF_PN_LANG | (pn->x->map ? RF_PN_MAP : 0) | (pn->x->cache_ttl_s ? RF_PN_CACHE : 0);
         }
         p->cold[i].kind_name = strtab_put(&cur, gn->kind);
         p->cold[i].timeout_ms = gn->opts.timeout_ms;
@@ -752,8 +751,7 @@ int64_t rf_plan_created_us(const rf_plan *p)
     return p->created_us;
 }
 
-int rf_plan_from_json(rf_engine *eng, const char *json, size_t len, rf_diag *diag,
-                      rf_plan **out)
+int rf_plan_from_json(rf_engine *eng, const char *json, size_t len, rf_diag *diag, rf_plan **out)
 {
     rf_graph *g = NULL;
     int rc = rf_graph_parse(eng, json, len, diag, &g);

@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "engine/alloc.h"
 #include "engine/internal.h"
 
 rf_log_level rf__log_level = RF_LOG_INFO;
@@ -157,4 +158,40 @@ void rf__futex_wait(_Atomic uint32_t *word, uint32_t expect, uint32_t timeout_ms
 void rf__futex_wake_all(_Atomic uint32_t *word)
 {
     syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+/* --- JSON Pointers and quoted strings in messages ----------------------------------------- */
+
+char *rf__ptr_child(const char *base, const char *key)
+{
+    size_t blen = strlen(base), klen = strlen(key);
+    char *p = rf_malloc(blen + 2 * klen + 2), *w;
+
+    if (!p)
+        return NULL;
+    memcpy(p, base, blen);
+    w = p + blen;
+    *w++ = '/';
+    for (const char *k = key; *k; k++) {
+        if (*k == '~' || *k == '/') {
+            *w++ = '~';
+            *w++ = *k == '~' ? '0' : '1';
+        } else {
+            *w++ = *k;
+        }
+    }
+    *w = '\0';
+    return p;
+}
+
+int rf__utf8_shown(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max + 1);
+
+    if (n <= max)
+        return (int)n;
+    n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+        n--;
+    return (int)n;
 }
