@@ -103,4 +103,15 @@ static inline void *rf_heap_malloc(rf_heap *h, size_t n)
 
 #endif
 
+/* A copy of the NUL-terminated `s`, freed with rf_free; NULL on allocation failure. */
+static inline char *rf_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = (char *)rf_malloc(n);
+
+    if (p)
+        memcpy(p, s, n);
+    return p;
+}
+
 #endif /* RF_ENGINE_ALLOC_H */

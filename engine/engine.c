@@ -20,7 +20,6 @@
 #include "engine/internal.h"
 #include "sched/shard.h"
 
-#define RF_SHARDS_MAX       1024
 #define RF_RING_ENTRIES_MAX 32768
 #define RF_STOP_POLL_MS     10
 /* A plan's ready nodes must fit one shard's deque (sched/deque.h). */
@@ -60,6 +59,12 @@ static int config_defaults(rf_config *c)
         c->cache_bytes_max = 64ull << 20;
     if (c->cache_entries_max == 0)
         c->cache_entries_max = 65536;
+    if (c->http_timeout_ms == 0)
+        c->http_timeout_ms = 30000;
+    if (c->http_response_bytes_max == 0)
+        c->http_response_bytes_max = 8u << 20;
+    if (c->http_idle_conns_max == 0)
+        c->http_idle_conns_max = 64;
     if (c->map_items_max > RF_MAP_ITEMS_LIMIT)
         return -EINVAL;
     if (c->shards > RF_SHARDS_MAX || c->ring_entries > RF_RING_ENTRIES_MAX ||
@@ -240,6 +245,23 @@ static int threads_start(rf_engine *eng)
     return rc;
 }
 
+int rf__engine_set_service(rf_engine *eng, const struct rf_shard_service *svc)
+{
+    if (!eng || !svc)
+        return -EINVAL;
+    /* seq_cst load: a plain look at the state, no ordering needed beyond it. */
+    if (eng->svc || atomic_load(&eng->state) != RF_ENG_NEW)
+        return -EBUSY;
+    eng->svc = svc;
+    return 0;
+}
+
+struct rf_shard *rf__engine_shard(rf_engine *eng, uint32_t i)
+{
+    RF_ASSERT(i < eng->nshards);
+    return eng->shards[i];
+}
+
 int rf_engine_start(rf_engine *eng)
 {
     int rc;
@@ -349,6 +371,7 @@ void rf_engine_free(rf_engine *eng)
         return;
     rf_engine_stop(eng, 0);
     shards_free(eng);
+    rf__http_kind_free(eng);
     lang_state_free(eng);
     pthread_cond_destroy(&eng->start_cv);
     pthread_mutex_destroy(&eng->start_mu);

@@ -203,6 +203,7 @@ struct rf_evq {
     uint32_t spare_cap;
 };
 
+#define RF_SHARDS_MAX 1024 /* shard threads of one engine */
 #define RF_EXEC_ID_LEN 27 /* 26 Crockford base32 characters and a NUL */
 
 /* A mapped node's run (engine/map.c): items are claimed by `nlanes` lanes, each a token in
@@ -385,6 +386,8 @@ struct rf_engine {
     struct rf_flight *flight;        /* single flight of cached runs */
     struct rf_registry *reg;         /* registered graphs (engine/registry.c) */
     _Atomic uint64_t flights_joined; /* runs that waited for a flight; relaxed stat */
+    void *http_state;                /* the http kind's per-shard pools (net/hclient.c) */
+    const struct rf_shard_service *svc; /* the service on every shard's ring, or NULL */
 
     _Atomic uint32_t state RF_ALIGNED_CL;      /* enum rf_engine_state; seq_cst transitions */
     _Atomic uint32_t rr RF_ALIGNED_CL;         /* round robin for submissions; relaxed */
@@ -398,6 +401,18 @@ struct rf_engine {
     uint32_t started;
     int start_err;
 };
+
+/* Install a service (sched/shard.h) on every shard; borrowed until rf_engine_free. Only
+ * between rf_engine_new and rf_engine_start. -EBUSY if one is set or the engine runs. */
+struct rf_shard_service;
+int rf__engine_set_service(rf_engine *eng, const struct rf_shard_service *svc);
+/* The shard `i` (valid after rf_engine_start until rf_engine_free). */
+struct rf_shard *rf__engine_shard(rf_engine *eng, uint32_t i);
+
+/* net/hclient.c: the http kind. Register (from rf__register_builtin_kinds) allocates
+ * eng->http_state; free closes pooled connections and frees it (after the shards stopped). */
+int rf__http_kind_register(rf_engine *eng);
+void rf__http_kind_free(rf_engine *eng);
 
 /* engine/exec.c */
 struct rf_naux *rf__aux_get(struct rf_exec *ex);

@@ -273,5 +273,6 @@ int rf__register_builtin_kinds(rf_engine *eng)
         if (rc < 0)
             return rc;
     }
-    return rf__register_graph_kind(eng);
+    int rc = rf__register_graph_kind(eng);
+    return rc < 0 ? rc : rf__http_kind_register(eng);
 }

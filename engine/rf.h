@@ -18,6 +18,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <time.h>
 
 #include "ringflow.h"
@@ -70,6 +72,36 @@ void __tsan_release(void *addr);
 #define RF_TSAN_ACQUIRE(p) ((void)(p))
 #define RF_TSAN_RELEASE(p) ((void)(p))
 #endif
+
+/* --- a test-and-test-and-set spin lock, for critical sections of a few pointer swaps --- */
+
+#define RF_SPINS_BEFORE_YIELD 1024u /* pause-spins before a waiter yields to a preempted holder */
+
+typedef _Atomic uint32_t rf_spin; /* 0 free, 1 held; zero-initialized = free */
+
+static inline void rf_spin_lock(rf_spin *l)
+{
+    uint32_t spins = 0;
+
+    for (;;) {
+        /* Acquire: the critical section sees every write of the previous holder. */
+        if (!atomic_exchange_explicit(l, 1, memory_order_acquire))
+            return;
+        /* Relaxed: only a hint that the lock may be free; the exchange above decides. */
+        while (atomic_load_explicit(l, memory_order_relaxed)) {
+            if (++spins % RF_SPINS_BEFORE_YIELD == 0)
+                sched_yield(); /* the holder was preempted: let it run */
+            else
+                __builtin_ia32_pause();
+        }
+    }
+}
+
+static inline void rf_spin_unlock(rf_spin *l)
+{
+    /* Release: publishes the critical section's writes to the next holder. */
+    atomic_store_explicit(l, 0, memory_order_release);
+}
 
 /* --- logging: one JSON object per line on stderr --- */
 

@@ -41,10 +41,6 @@
 #include "engine/alloc.h"
 #include "engine/xdoc.h"
 
-/* Pause-spins before a waiter starts yielding its CPU: a snapshot of a large document
- * (a map with a million items) holds the lock for milliseconds. */
-#define RF_XDOC_SPINS_BEFORE_YIELD 1024
-
 #define RF_XDOC_STATUSES (RF_ST_CACHED + 1)
 
 struct xnode {
@@ -80,32 +76,6 @@ static json_t *status_json(rf_status st)
 {
     RF_DASSERT((unsigned)st < RF_XDOC_STATUSES);
     return json_incref(status_str[st]);
-}
-
-/* --- the lock ---------------------------------------------------------------------------- */
-
-static void xdoc_lock(struct rf_xdoc *d)
-{
-    uint32_t spins = 0;
-
-    for (;;) {
-        /* Acquire: the critical section sees every write of the previous holder. */
-        if (!atomic_exchange_explicit(&d->lock, 1, memory_order_acquire))
-            return;
-        /* Relaxed: only a hint that the lock may be free; the exchange above decides. */
-        while (atomic_load_explicit(&d->lock, memory_order_relaxed)) {
-            if (++spins < RF_XDOC_SPINS_BEFORE_YIELD)
-                __builtin_ia32_pause();
-            else
-                sched_yield();
-        }
-    }
-}
-
-static void xdoc_unlock(struct rf_xdoc *d)
-{
-    /* Release: publishes the critical section's writes to the next holder. */
-    atomic_store_explicit(&d->lock, 0, memory_order_release);
 }
 
 /* --- building ---------------------------------------------------------------------------- */
@@ -371,7 +341,7 @@ static void set_parent(struct rf_xdoc *d, const rf_event *ev)
 
 void rf__xdoc_apply(struct rf_xdoc *d, const rf_event *ev)
 {
-    xdoc_lock(d);
+    rf_spin_lock(&d->lock);
     if (ev->parent_exec_id && !d->has_parent)
         set_parent(d, ev);
     if (ev->node < 0) {
@@ -384,15 +354,15 @@ void rf__xdoc_apply(struct rf_xdoc *d, const rf_event *ev)
         else
             apply_node(d, xn, ev);
     }
-    xdoc_unlock(d);
+    rf_spin_unlock(&d->lock);
 }
 
 json_t *rf__xdoc_snapshot(struct rf_xdoc *d)
 {
     json_t *copy;
 
-    xdoc_lock(d);
+    rf_spin_lock(&d->lock);
     copy = json_deep_copy(d->doc);
-    xdoc_unlock(d);
+    rf_spin_unlock(&d->lock);
     return copy;
 }

@@ -121,6 +121,11 @@ typedef struct rf_config {
     /* The in-memory result cache, shared by the shards */
     uint64_t cache_bytes_max;   /* 0 = 64 MiB */
     uint64_t cache_entries_max; /* 0 = 65,536 */
+    /* The http kind's client (net/hclient.c) */
+    uint32_t http_timeout_ms;        /* per attempt, unless the node's timeout_ms is shorter;
+                                        0 = 30,000 */
+    uint32_t http_response_bytes_max; /* status line, headers and body; 0 = 8 MiB */
+    uint32_t http_idle_conns_max;     /* idle keep-alive connections per shard; 0 = 64 */
 } rf_config;
 
 #define RF_MAP_ITEMS_LIMIT   (1u << 24) /* hard bound of map_items_max */

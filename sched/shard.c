@@ -323,6 +323,48 @@ void rf__shard_task_wake(struct rf_task *t)
         rf__shard_wake(sh);
 }
 
+void rf__shard_post(struct rf_shard *sh, struct rf_post *p)
+{
+    /* Relaxed: the CAS below publishes. */
+    struct rf_post *head = atomic_load_explicit(&sh->posted, memory_order_relaxed);
+
+    do
+        p->pnext = head;
+    /* Release: the owner's acquire exchange sees what the poster wrote before posting. */
+    while (!atomic_compare_exchange_weak_explicit(&sh->posted, &head, p, memory_order_release,
+                                                  memory_order_relaxed));
+    if (sh != rf__cur_shard)
+        rf__shard_wake(sh);
+}
+
+const struct rf_shard_service *rf__shard_service(const struct rf_shard *sh)
+{
+    return sh->eng->svc;
+}
+
+/* Run the posted closures, oldest first. */
+static void drain_posted(struct rf_shard *sh)
+{
+    struct rf_post *p, *rev = NULL;
+
+    /* Relaxed peek first: the common case is an empty stack and no RMW. */
+    if (!atomic_load_explicit(&sh->posted, memory_order_relaxed))
+        return;
+    /* Acquire: pairs with the posters' release CAS. */
+    p = atomic_exchange_explicit(&sh->posted, NULL, memory_order_acquire);
+    while (p) {
+        struct rf_post *next = p->pnext;
+        p->pnext = rev;
+        rev = p;
+        p = next;
+    }
+    while (rev) {
+        struct rf_post *next = rev->pnext;
+        rev->fn(rev, sh);
+        rev = next;
+    }
+}
+
 /* Run the woken tasks' continuations, oldest first. */
 static void drain_woken(struct rf_shard *sh)
 {
@@ -522,10 +564,14 @@ static bool work_visible(struct rf_shard *sh)
     /* Acquire: pairs with rf__shard_task_wake's release CAS. */
     if (atomic_load_explicit(&sh->woken, memory_order_acquire))
         return true;
+    /* Acquire: pairs with rf__shard_post's release CAS. */
+    if (atomic_load_explicit(&sh->posted, memory_order_acquire))
+        return true;
     /* Acquire loads: see the flags set before a wakeup was attempted. */
     if (atomic_load_explicit(&sh->cancel_epoch, memory_order_acquire) != sh->seen_cancel_epoch)
         return true;
-    if (atomic_load_explicit(&eng->quit, memory_order_acquire))
+    /* Acquire: as above. Once the service quit, its remaining work is CQEs: park for them. */
+    if (atomic_load_explicit(&eng->quit, memory_order_acquire) && !sh->svc_quitted)
         return true;
     if (!sh->canceled_all && atomic_load_explicit(&eng->cancel_all, memory_order_acquire))
         return true;
@@ -560,15 +606,19 @@ static void loop(struct rf_shard *sh)
 {
     rf_engine *eng = sh->eng;
     uint32_t budget = eng->cfg.run_budget;
+    const struct rf_shard_service *svc = sh->svc_started ? eng->svc : NULL;
 
     for (;;) {
         reap(sh);
         drain_inbox(sh);
         drain_woken(sh);
+        drain_posted(sh);
         check_cancels(sh);
         start_some(sh);
         uint32_t ran = run_ready(sh, budget);
-        bool waiting = sh->tasks_out > 0;
+        bool waiting = sh->tasks_out > 0 || svc;
+        if (svc)
+            svc->flush(svc->ud, sh);
         if (io_uring_sq_ready(&sh->ring) || (ran && waiting)) {
             /* One enter per batch submits our SQEs and, with DEFER_TASKRUN, runs the
              * completions that are ready so the next reap sees them. */
@@ -581,8 +631,15 @@ static void loop(struct rf_shard *sh)
             continue;
         /* Acquire: the stop sequence's writes happen before we exit. */
         if (atomic_load_explicit(&eng->quit, memory_order_acquire) && sh->tasks_out == 0 &&
-            sh->home.hnext == &sh->home && !sh->startq)
-            break;
+            sh->home.hnext == &sh->home && !sh->startq) {
+            if (svc && !sh->svc_quitted) {
+                sh->svc_quitted = true;
+                svc->quit(svc->ud, sh);
+                continue;
+            }
+            if (!svc || !svc->busy(svc->ud, sh))
+                break;
+        }
         if (io_uring_cq_ready(&sh->ring))
             continue;
         park(sh);
@@ -660,9 +717,15 @@ void *rf__shard_main(void *arg)
                     sh->cpu, rf_strerror(rc));
     sh->heap = rf_heap_new();
     rc = sh->heap ? ring_init(sh) : -ENOMEM;
+    if (rc == 0 && sh->eng->svc) {
+        rc = sh->eng->svc->start(sh->eng->svc->ud, sh);
+        sh->svc_started = rc == 0;
+    }
     started(sh, rc);
     if (rc == 0 && wait_go(sh))
         loop(sh);
+    if (sh->svc_started)
+        sh->eng->svc->stop(sh->eng->svc->ud, sh);
     if (sh->ring_ok)
         io_uring_queue_exit(&sh->ring);
     sh->ring_ok = false;

@@ -52,6 +52,27 @@ enum rf_msg_type {
 };
 #define RF_MSG_TYPE_MASK 3ull
 
+/* A closure handed to a shard from any thread (rf__shard_post): `fn` runs once on the
+ * shard's thread, soon. Caller-owned and intrusive: it must stay valid until fn ran, and
+ * may be posted again from fn on. The network server uses it to move work between shards
+ * (events for a subscriber whose connection lives elsewhere, stop requests). */
+struct rf_post {
+    struct rf_post *pnext;
+    void (*fn)(struct rf_post *p, struct rf_shard *sh);
+};
+
+/* A service living on every shard's ring beside the executions (the HTTP server): set
+ * with rf__engine_set_service() before rf_engine_start(). Every hook runs on the shard's
+ * thread. */
+struct rf_shard_service {
+    void *ud;
+    int (*start)(void *ud, struct rf_shard *sh);  /* before the loop; < 0 fails the start */
+    void (*flush)(void *ud, struct rf_shard *sh); /* every loop iteration, before submitting */
+    void (*quit)(void *ud, struct rf_shard *sh);  /* once, when the engine quits */
+    bool (*busy)(void *ud, struct rf_shard *sh);  /* after quit: the loop runs while true */
+    void (*stop)(void *ud, struct rf_shard *sh);  /* after the loop, before the ring goes */
+};
+
 /* One per (sender, target) pair: the MSG_RING wakeup's completion. */
 struct rf_wake_op {
     rf_op op;
@@ -98,6 +119,8 @@ struct rf_shard {
     rf_op evop;
     pthread_t thread;
     struct rf_buf jcs; /* scratch for lineage hashing (JCS of params) */
+    bool svc_started;  /* the service's start hook succeeded */
+    bool svc_quitted;  /* the service's quit hook ran */
     struct rf_shard_counters ctr;
 
     /* --- shared with thieves: the deque pads its own top and bottom --- */
@@ -109,6 +132,7 @@ struct rf_shard {
     _Atomic uint64_t cancel_epoch RF_ALIGNED_CL; /* bumped by rf_exec_cancel: scan tasks */
     _Atomic uint32_t inflight RF_ALIGNED_CL;     /* executions homed here, reserved */
     _Atomic(struct rf_task *) woken RF_ALIGNED_CL; /* Treiber stack of tasks to resume */
+    _Atomic(struct rf_post *) posted RF_ALIGNED_CL; /* Treiber stack of posted closures */
 };
 
 /* The shard whose thread is calling, or NULL on any other thread. */
@@ -143,6 +167,12 @@ void rf__shard_push(struct rf_shard *sh, uint64_t tok);
 
 /* Resume task `t` on its owner shard: t->woken(t) runs there soon. Any thread. */
 void rf__shard_task_wake(struct rf_task *t);
+
+/* Run p->fn on shard `sh`'s thread soon (oldest first among posts). Any thread. */
+void rf__shard_post(struct rf_shard *sh, struct rf_post *p);
+
+/* The engine's service (rf__engine_set_service), or NULL. */
+const struct rf_shard_service *rf__shard_service(const struct rf_shard *sh);
 
 /* Hand a message to shard `to`'s inbox and wake it. Any thread. False when full. */
 bool rf__shard_send(struct rf_shard *to, struct rf_exec *ex, enum rf_msg_type type);

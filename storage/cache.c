@@ -50,36 +50,11 @@
 #define MC_ENTRIES_DEFAULT 65536u
 #define STRIPES_DEFAULT    64u
 #define MC_REAP_PER_PUT    4u    /* expired entries a put may drop from its stripe's tail */
-#define SPINS_PER_YIELD    1024u /* spin reads before yielding to a preempted holder */
 #define FL_BUCKETS_INIT    16u
 #define FL_BUCKETS_MAX     (1u << 16) /* per stripe; chains lengthen past it */
 #define FL_FREE_MAX        64u        /* spare flight records kept per stripe */
 
 /* --- shared pieces ------------------------------------------------------------------ */
-
-static void spin_lock(_Atomic uint32_t *lock)
-{
-    uint32_t spins = 0;
-
-    for (;;) {
-        /* Acquire: the critical section sees the previous holder's writes. */
-        if (!atomic_exchange_explicit(lock, 1, memory_order_acquire))
-            return;
-        /* Relaxed spin on a read until the holder (a few pointer swaps) is done. */
-        while (atomic_load_explicit(lock, memory_order_relaxed)) {
-            if (++spins % SPINS_PER_YIELD == 0)
-                sched_yield(); /* the holder was preempted: let it run */
-            else
-                __builtin_ia32_pause();
-        }
-    }
-}
-
-static void spin_unlock(_Atomic uint32_t *lock)
-{
-    /* Release: publishes the critical section to the next holder. */
-    atomic_store_explicit(lock, 0, memory_order_release);
-}
 
 /* 64 well-mixed bits from 16 key bytes (murmur3's finalizer over both halves). */
 static uint64_t key_mix(const uint8_t key[16])
@@ -333,7 +308,7 @@ static int mc_get(struct rf_cache *c, struct rf_cache_req *req, json_t **value)
     struct mc_entry *dead = NULL, *e;
     json_t *v = NULL;
 
-    spin_lock(&s->lock);
+    rf_spin_lock(&s->lock);
     e = mc_find(s, h, req->key);
     if (e && now >= e->expires_ms) {
         s->expirations++;
@@ -348,7 +323,7 @@ static int mc_get(struct rf_cache *c, struct rf_cache_req *req, json_t **value)
     } else {
         s->misses++;
     }
-    spin_unlock(&s->lock);
+    rf_spin_unlock(&s->lock);
     mc_free_batch(dead);
     if (!v)
         return 0;
@@ -379,14 +354,14 @@ static int mc_put(struct rf_cache *c, const uint8_t key[16], json_t *value, uint
     e->cost = cost;
     e->expires_ms = now + (uint64_t)ttl_s * 1000u;
 
-    spin_lock(&s->lock);
+    rf_spin_lock(&s->lock);
     old = mc_find(s, h, key);
     if (old)
         mc_unlink_entry(s, old, &dead); /* replaced: neither an eviction nor an expiration */
     mc_link_entry(s, h, e);
     s->puts++;
     mc_trim(s, e, now, &dead);
-    spin_unlock(&s->lock);
+    rf_spin_unlock(&s->lock);
     mc_free_batch(dead);
     return 0;
 err:
@@ -402,11 +377,11 @@ static void mc_del(struct rf_cache *c, const uint8_t key[16])
     struct mc_stripe *s = mc_stripe_of(mc, h);
     struct mc_entry *dead = NULL, *e;
 
-    spin_lock(&s->lock);
+    rf_spin_lock(&s->lock);
     e = mc_find(s, h, key);
     if (e)
         mc_unlink_entry(s, e, &dead);
-    spin_unlock(&s->lock);
+    rf_spin_unlock(&s->lock);
     mc_free_batch(dead);
 }
 
@@ -417,7 +392,7 @@ static void mc_stats(struct rf_cache *c, struct rf_cache_stats *out)
     memset(out, 0, sizeof(*out));
     for (uint32_t i = 0; i <= mc->smask; i++) {
         struct mc_stripe *s = &mc->stripes[i];
-        spin_lock(&s->lock);
+        rf_spin_lock(&s->lock);
         out->hits += s->hits;
         out->misses += s->misses;
         out->puts += s->puts;
@@ -425,7 +400,7 @@ static void mc_stats(struct rf_cache *c, struct rf_cache_stats *out)
         out->expirations += s->expirations;
         out->entries += s->entries;
         out->bytes += s->bytes;
-        spin_unlock(&s->lock);
+        rf_spin_unlock(&s->lock);
         /* Relaxed: a statistic, as it was counted. */
         out->errors += atomic_load_explicit(&s->errors, memory_order_relaxed);
     }
@@ -618,7 +593,7 @@ int rf_flight_join(struct rf_flight *f, const uint8_t key[16], struct rf_flight_
     struct fl_rec *r = NULL, **pp;
 
     w->next = NULL;
-    spin_lock(&s->lock);
+    rf_spin_lock(&s->lock);
     for (;;) {
         pp = fl_findp(s, h, key);
         if (*pp) {
@@ -629,7 +604,7 @@ int rf_flight_join(struct rf_flight *f, const uint8_t key[16], struct rf_flight_
                 fl->head = w;
             fl->tail = w;
             r = fl_spare_put(s, r);
-            spin_unlock(&s->lock);
+            rf_spin_unlock(&s->lock);
             rf_free(r);
             return 0;
         }
@@ -638,11 +613,11 @@ int rf_flight_join(struct rf_flight *f, const uint8_t key[16], struct rf_flight_
         if (r)
             break;
         /* No spare: allocate outside the lock, then look again (a flight may have begun). */
-        spin_unlock(&s->lock);
+        rf_spin_unlock(&s->lock);
         r = rf_malloc(sizeof(*r));
         if (!r)
             return -ENOMEM;
-        spin_lock(&s->lock);
+        rf_spin_lock(&s->lock);
     }
     memcpy(r->key, key, sizeof(r->key));
     r->head = r->tail = NULL;
@@ -652,7 +627,7 @@ int rf_flight_join(struct rf_flight *f, const uint8_t key[16], struct rf_flight_
     /* Relaxed: written only under the lock; readers want a snapshot. */
     atomic_store_explicit(&s->n, n, memory_order_relaxed);
     fl_maybe_grow(s, n);
-    spin_unlock(&s->lock);
+    rf_spin_unlock(&s->lock);
     return 1;
 }
 
@@ -663,7 +638,7 @@ struct rf_flight_waiter *rf_flight_land(struct rf_flight *f, const uint8_t key[1
     struct rf_flight_waiter *ws;
     struct fl_rec *r, **pp;
 
-    spin_lock(&s->lock);
+    rf_spin_lock(&s->lock);
     pp = fl_findp(s, h, key);
     r = *pp;
     RF_ASSERT(r != NULL); /* only the leader lands, once */
@@ -674,7 +649,7 @@ struct rf_flight_waiter *rf_flight_land(struct rf_flight *f, const uint8_t key[1
     /* Relaxed: written only under the lock; readers want a snapshot. */
     atomic_store_explicit(&s->n, n - 1, memory_order_relaxed);
     r = fl_spare_put(s, r);
-    spin_unlock(&s->lock);
+    rf_spin_unlock(&s->lock);
     rf_free(r);
     return ws;
 }
@@ -687,7 +662,7 @@ int rf_flight_leave(struct rf_flight *f, const uint8_t key[16], struct rf_flight
     struct fl_rec *r;
     int rc = -ENOENT;
 
-    spin_lock(&s->lock);
+    rf_spin_lock(&s->lock);
     r = *fl_findp(s, h, key);
     for (struct rf_flight_waiter *x = r ? r->head : NULL; x; prev = x, x = x->next) {
         if (x != w)
@@ -701,7 +676,7 @@ int rf_flight_leave(struct rf_flight *f, const uint8_t key[16], struct rf_flight
         rc = 0;
         break;
     }
-    spin_unlock(&s->lock);
+    rf_spin_unlock(&s->lock);
     return rc;
 }
 

@@ -1,0 +1,727 @@
+/*
+ * net/store.c: execution records, their event logs and watchers (see net/store.h).
+ *
+ * Indexes. One bucket array, sized once for every record that can exist (in flight plus
+ * executions_max finished), holds two chains per bucket: by id and by (graph, idempotency
+ * key). Bucket b is guarded by stripe lock b % RF_STORE_STRIPES. A global list in creation
+ * order (newest at the tail) and a FIFO of finished records are under `list_lock`.
+ *
+ * A record becomes visible in three steps, in this order: the idempotency chain (before the
+ * submission, as a placeholder, so two requests with one key make one execution), then the
+ * id chain and the list (after rf_submit returned the id). Its execution may finish before
+ * it is listed (a fast graph on another shard): `finished` and `listed` meet under the list
+ * lock and whichever comes second puts it on the FIFO. Eviction pops the FIFO's head past
+ * executions_max and unlinks it from everything; the index's reference goes with it.
+ *
+ * Events are serialized once, by the thread that runs the callback, into a thread-local
+ * buffer, then copied into one allocation and appended under the record's lock. Every
+ * watcher not yet queued is posted to its shard under the same lock, which is what makes
+ * rf_store_unwatch safe: after it took the lock, no new post can be made.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "engine/alloc.h"
+#include "net/metrics.h"
+#include "net/store.h"
+
+#define RF_STORE_STRIPES   64u
+#define RF_EVENTS_CAP_INIT 16u
+
+struct stripe {
+    rf_spin lock;
+} RF_ALIGNED_CL;
+
+struct rf_store {
+    rf_engine *eng;
+    struct rf_metrics *m;
+    struct rf_store_config cfg;
+    uint64_t nbuckets; /* a power of two */
+    struct rf_xrec **by_id, **by_idem;
+    struct stripe stripes[RF_STORE_STRIPES];
+
+    rf_spin list_lock RF_ALIGNED_CL; /* everything below */
+    struct rf_xrec *newest, *oldest;
+    struct rf_xrec *fifo_head, *fifo_tail;
+    uint64_t nlisted, nfinished, nevicted;
+};
+
+static _Thread_local struct rf_buf ev_scratch; /* one event's JSON, per thread */
+
+void rf_store_thread_exit(void)
+{
+    rf_buf_free(&ev_scratch);
+}
+
+/* --- hashing and the chains ------------------------------------------------------------ */
+
+static uint64_t fnv1a(uint64_t h, const char *s)
+{
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+    return h;
+}
+
+static uint64_t id_bucket(const struct rf_store *st, const char *id)
+{
+    return fnv1a(0xcbf29ce484222325ull, id) & (st->nbuckets - 1);
+}
+
+static uint64_t idem_bucket(const struct rf_store *st, const char *graph, const char *key)
+{
+    uint64_t h = fnv1a(0xcbf29ce484222325ull, graph);
+
+    return fnv1a(h ^ 0xff, key) & (st->nbuckets - 1);
+}
+
+static rf_spin *stripe_of(struct rf_store *st, uint64_t b)
+{
+    return &st->stripes[b % RF_STORE_STRIPES].lock;
+}
+
+static bool idem_match(const struct rf_xrec *x, const char *graph, const char *key)
+{
+    return x->idem && strcmp(x->idem, key) == 0 && strcmp(rf_plan_name(x->plan), graph) == 0;
+}
+
+/* Unlink x from a chain threaded through the member at `off`. Under the stripe lock. */
+static void chain_del(struct rf_xrec **head, struct rf_xrec *x, size_t off)
+{
+    for (struct rf_xrec **pp = head; *pp; pp = (struct rf_xrec **)((char *)*pp + off))
+        if (*pp == x) {
+            *pp = *(struct rf_xrec **)((char *)x + off);
+            return;
+        }
+}
+
+/* --- records ------------------------------------------------------------------------- */
+
+struct rf_xrec *rf_xrec_retain(struct rf_xrec *x)
+{
+    atomic_fetch_add_explicit(&x->refs, 1, memory_order_relaxed); /* the caller holds one */
+    return x;
+}
+
+static void xrec_free(struct rf_xrec *x)
+{
+    for (uint32_t i = 0; i < x->nev; i++)
+        rf_free(x->ev[i]);
+    rf_free(x->ev);
+    rf_free(x->node_start_us);
+    rf_free(x->idem);
+    json_decref(x->tags);
+    rf_exec_release(x->ex);
+    rf_plan_release(x->plan);
+    rf_free(x);
+}
+
+void rf_xrec_release(struct rf_xrec *x)
+{
+    /* acq_rel: the last release sees every write made under earlier references. */
+    if (x && atomic_fetch_sub_explicit(&x->refs, 1, memory_order_acq_rel) == 1)
+        xrec_free(x);
+}
+
+static struct rf_xrec *xrec_new(struct rf_store *st, const struct rf_store_submit *s)
+{
+    struct rf_xrec *x = rf_calloc(1, sizeof(*x));
+    uint32_t n = rf_plan_nodes(s->plan);
+
+    if (!x)
+        return NULL;
+    x->st = st;
+    x->account = RF_ACCOUNT_DEFAULT;
+    x->plan = rf_plan_retain(s->plan);
+    atomic_init(&x->refs, 1); /* the caller's, becomes the index's */
+    x->created_us = rf_wall_us();
+    x->node_start_us = n ? rf_calloc(n, sizeof(int64_t)) : NULL;
+    x->idem = s->idem ? rf_strdup(s->idem) : NULL;
+    x->tags = s->tags ? json_incref((json_t *)s->tags) : NULL;
+    x->graph_metric = st->m ? rf_metrics_graph(st->m, rf_plan_name(s->plan)) : 0;
+    if ((n && !x->node_start_us) || (s->idem && !x->idem)) {
+        xrec_free(x);
+        return NULL;
+    }
+    return x;
+}
+
+/* --- the engine's callbacks --------------------------------------------------------- */
+
+static void watchers_post(struct rf_xrec *x)
+{
+    for (struct rf_watch *w = x->watchers; w; w = w->wnext)
+        /* acq_rel: the post's reader clears it before reading the log (see notify_post). */
+        if (!atomic_exchange_explicit(&w->queued, 1, memory_order_acq_rel))
+            rf__shard_post(w->sh, &w->post);
+}
+
+static void node_metrics(struct rf_xrec *x, const rf_event *ev)
+{
+    const rf_plan *p = x->plan;
+    rf_status st;
+
+    if (!x->st->m || ev->node < 0 || (uint32_t)ev->node >= rf_plan_nodes(p))
+        return;
+    switch (ev->type) {
+    case RF_EV_NODE_STARTED:
+        if (ev->item < 0 || x->node_start_us[ev->node] == 0)
+            x->node_start_us[ev->node] = ev->ts_us;
+        return;
+    case RF_EV_NODE_SUCCEEDED: st = RF_ST_SUCCEEDED; break;
+    case RF_EV_NODE_FAILED: st = RF_ST_FAILED; break;
+    case RF_EV_NODE_CACHED: st = RF_ST_CACHED; break;
+    case RF_EV_NODE_SKIPPED: st = RF_ST_SKIPPED; break;
+    case RF_EV_NODE_CANCELED: st = RF_ST_CANCELED; break;
+    default: return;
+    }
+    int64_t t0 = x->node_start_us[ev->node];
+    uint64_t lat = t0 && ev->ts_us > t0 ? (uint64_t)(ev->ts_us - t0) : 0;
+    rf_metrics_node(x->st->m, p->nodes[ev->node].kind->index, st, lat);
+}
+
+static void on_event(void *ud, const rf_event *ev)
+{
+    struct rf_xrec *x = ud;
+    struct rf_buf *b = &ev_scratch;
+    struct rf_evt *e = NULL;
+
+    b->len = 0;
+    if (rf_event_write(b, ev) == 0 && (e = rf_malloc(sizeof(*e) + b->len + 1)) != NULL) {
+        e->len = (uint32_t)b->len;
+        memcpy(e->s, b->p, b->len);
+        e->s[b->len] = '\0';
+    }
+    if (ev->type == RF_EV_EXECUTION_STARTED && x->st->m)
+        rf_metrics_exec_started(x->st->m, x->graph_metric);
+    node_metrics(x, ev);
+    rf_spin_lock(&x->lock);
+    if (e && x->nev < x->st->cfg.events_max && x->nev == ev->seq - 1) {
+        if (x->nev == x->evcap) {
+            uint32_t cap = x->evcap ? x->evcap * 2 : RF_EVENTS_CAP_INIT;
+            struct rf_evt **nv = rf_realloc(x->ev, cap * sizeof(*nv));
+            if (!nv)
+                goto drop;
+            x->ev = nv;
+            x->evcap = cap;
+        }
+        x->ev[x->nev++] = e;
+        e = NULL;
+    } else {
+    drop:
+        x->dropped++;
+    }
+    watchers_post(x);
+    rf_spin_unlock(&x->lock);
+    rf_free(e);
+}
+
+static void fifo_push_locked(struct rf_store *st, struct rf_xrec *x)
+{
+    x->in_fifo = true;
+    x->fnext = NULL;
+    if (st->fifo_tail)
+        st->fifo_tail->fnext = x;
+    else
+        st->fifo_head = x;
+    st->fifo_tail = x;
+    st->nfinished++;
+}
+
+static void unindex(struct rf_store *st, struct rf_xrec *x)
+{
+    uint64_t b = id_bucket(st, x->id);
+
+    rf_spin_lock(stripe_of(st, b));
+    chain_del(&st->by_id[b], x, offsetof(struct rf_xrec, hnext));
+    rf_spin_unlock(stripe_of(st, b));
+    if (x->idem) {
+        b = idem_bucket(st, rf_plan_name(x->plan), x->idem);
+        rf_spin_lock(stripe_of(st, b));
+        chain_del(&st->by_idem[b], x, offsetof(struct rf_xrec, inext));
+        rf_spin_unlock(stripe_of(st, b));
+    }
+}
+
+/* Pop finished records past executions_max; returns them chained through fnext. */
+static struct rf_xrec *evict_locked(struct rf_store *st)
+{
+    struct rf_xrec *out = NULL;
+
+    while (st->nfinished > st->cfg.executions_max) {
+        struct rf_xrec *x = st->fifo_head;
+        st->fifo_head = x->fnext;
+        if (!st->fifo_head)
+            st->fifo_tail = NULL;
+        st->nfinished--;
+        st->nlisted--;
+        st->nevicted++;
+        if (x->lprev)
+            x->lprev->lnext = x->lnext;
+        else
+            st->oldest = x->lnext;
+        if (x->lnext)
+            x->lnext->lprev = x->lprev;
+        else
+            st->newest = x->lprev;
+        x->listed = false;
+        x->fnext = out;
+        out = x;
+    }
+    return out;
+}
+
+static void evict_release(struct rf_store *st, struct rf_xrec *out)
+{
+    while (out) {
+        struct rf_xrec *next = out->fnext;
+        unindex(st, out);
+        rf_xrec_release(out); /* the index's reference */
+        out = next;
+    }
+}
+
+static void on_done(void *ud, rf_exec *ex)
+{
+    struct rf_xrec *x = ud;
+    struct rf_store *st = x->st;
+    struct rf_xrec *evicted = NULL;
+
+    if (st->m) {
+        int64_t now = rf_wall_us();
+        rf_metrics_exec_finished(st->m, x->graph_metric, rf_exec_status(ex),
+                                 now > x->created_us ? (uint64_t)(now - x->created_us) : 0);
+    }
+    rf_spin_lock(&x->lock);
+    x->done = true;
+    watchers_post(x);
+    rf_spin_unlock(&x->lock);
+    rf_spin_lock(&st->list_lock);
+    x->finished = true;
+    if (x->listed) {
+        fifo_push_locked(st, x);
+        evicted = evict_locked(st);
+    }
+    rf_spin_unlock(&st->list_lock);
+    evict_release(st, evicted);
+}
+
+/* --- the store ----------------------------------------------------------------------- */
+
+int rf_store_new(rf_engine *eng, const struct rf_store_config *cfg, struct rf_metrics *m,
+                 struct rf_store **out)
+{
+    struct rf_store *st = rf_zalloc_aligned(sizeof(*st), RF_CACHELINE);
+    uint64_t want;
+
+    if (!st)
+        return -ENOMEM;
+    st->eng = eng;
+    st->m = m;
+    st->cfg = *cfg;
+    if (!st->cfg.executions_max)
+        st->cfg.executions_max = 100000;
+    if (!st->cfg.events_max)
+        st->cfg.events_max = 100000;
+    want = (uint64_t)st->cfg.executions_max + st->cfg.inflight_max;
+    st->nbuckets = 1024;
+    while (st->nbuckets < want && st->nbuckets < (1ull << 26))
+        st->nbuckets <<= 1;
+    st->by_id = rf_calloc(st->nbuckets, sizeof(*st->by_id));
+    st->by_idem = rf_calloc(st->nbuckets, sizeof(*st->by_idem));
+    if (!st->by_id || !st->by_idem) {
+        rf_store_free(st);
+        return -ENOMEM;
+    }
+    *out = st;
+    return 0;
+}
+
+void rf_store_free(struct rf_store *st)
+{
+    if (!st)
+        return;
+    for (struct rf_xrec *x = st->oldest, *next; x; x = next) {
+        next = x->lnext;
+        rf_xrec_release(x);
+    }
+    rf_free(st->by_id);
+    rf_free(st->by_idem);
+    rf_free(st);
+}
+
+/* Find or claim the idempotency key: 0 with *found set (retained) or a placeholder x
+ * linked; -EINPROGRESS when the key's placeholder has no execution yet. */
+static int idem_claim(struct rf_store *st, struct rf_xrec *x, const char *key,
+                      struct rf_xrec **found)
+{
+    const char *graph = rf_plan_name(x->plan);
+    uint64_t b = idem_bucket(st, graph, key);
+    int rc = 0;
+
+    *found = NULL;
+    rf_spin_lock(stripe_of(st, b));
+    for (struct rf_xrec *y = st->by_idem[b]; y; y = y->inext)
+        if (idem_match(y, graph, key)) {
+            if (!y->ex)
+                rc = -EINPROGRESS;
+            else
+                *found = rf_xrec_retain(y);
+            goto out;
+        }
+    x->inext = st->by_idem[b];
+    st->by_idem[b] = x;
+out:
+    rf_spin_unlock(stripe_of(st, b));
+    return rc;
+}
+
+static void idem_unclaim(struct rf_store *st, struct rf_xrec *x)
+{
+    uint64_t b = idem_bucket(st, rf_plan_name(x->plan), x->idem);
+
+    rf_spin_lock(stripe_of(st, b));
+    chain_del(&st->by_idem[b], x, offsetof(struct rf_xrec, inext));
+    rf_spin_unlock(stripe_of(st, b));
+}
+
+static void index_new(struct rf_store *st, struct rf_xrec *x)
+{
+    uint64_t b = id_bucket(st, x->id);
+    struct rf_xrec *evicted = NULL;
+
+    rf_spin_lock(stripe_of(st, b));
+    x->hnext = st->by_id[b];
+    st->by_id[b] = x;
+    rf_spin_unlock(stripe_of(st, b));
+    rf_spin_lock(&st->list_lock);
+    x->lprev = st->newest;
+    x->lnext = NULL;
+    if (st->newest)
+        st->newest->lnext = x;
+    else
+        st->oldest = x;
+    st->newest = x;
+    x->listed = true;
+    st->nlisted++;
+    if (x->finished) {
+        fifo_push_locked(st, x);
+        evicted = evict_locked(st);
+    }
+    rf_spin_unlock(&st->list_lock);
+    evict_release(st, evicted);
+}
+
+int rf_store_submit(struct rf_store *st, struct rf_store_submit *s, struct rf_xrec **out,
+                    bool *existing)
+{
+    struct rf_xrec *x, *found;
+    rf_exec *ex;
+    int rc;
+
+    *existing = false;
+    x = xrec_new(st, s);
+    if (!x) {
+        json_decref(s->inputs);
+        return -ENOMEM;
+    }
+    if (s->idem && (rc = idem_claim(st, x, s->idem, &found)) <= 0 && (rc < 0 || found)) {
+        xrec_free(x);
+        json_decref(s->inputs);
+        if (rc < 0)
+            return rc;
+        *existing = true;
+        *out = found;
+        return 0;
+    }
+    rf_callbacks cb = {.event = on_event, .done = on_done, .ud = x};
+    rf_submit_opts o = {.callbacks = &cb,
+                        .flags = RF_SUBMIT_SHARD | RF_SUBMIT_DOCUMENT,
+                        .shard = s->shard,
+                        .diag = s->diag,
+                        .tags = s->tags};
+    /* The extra reference is the caller's; the callbacks use the index's. */
+    atomic_fetch_add_explicit(&x->refs, 1, memory_order_relaxed); /* not shared yet */
+    rc = rf_submit(st->eng, s->plan, s->inputs, &o, &ex);
+    s->inputs = NULL;
+    if (rc < 0) {
+        if (x->idem)
+            idem_unclaim(st, x);
+        xrec_free(x);
+        return rc;
+    }
+    memcpy(x->id, rf_exec_id(ex), RF_EXEC_ID_LEN);
+    x->created_us = ex->created_us;
+    /* Release: a thread that finds x through the idempotency chain reads a complete x. */
+    atomic_store_explicit((_Atomic(rf_exec *) *)&x->ex, ex, memory_order_release);
+    index_new(st, x);
+    *out = x;
+    return 0;
+}
+
+struct rf_xrec *rf_store_get(struct rf_store *st, const char *id)
+{
+    uint64_t b = id_bucket(st, id);
+    struct rf_xrec *x;
+
+    rf_spin_lock(stripe_of(st, b));
+    for (x = st->by_id[b]; x; x = x->hnext)
+        if (strcmp(x->id, id) == 0) {
+            rf_xrec_retain(x);
+            break;
+        }
+    rf_spin_unlock(stripe_of(st, b));
+    return x;
+}
+
+uint32_t rf_store_events(struct rf_xrec *x, uint64_t after, const struct rf_evt **out,
+                         uint32_t max, bool *done)
+{
+    uint32_t n = 0;
+
+    rf_spin_lock(&x->lock);
+    for (uint64_t i = after; i < x->nev && n < max; i++)
+        out[n++] = x->ev[i];
+    *done = x->done && after + n >= x->nev;
+    rf_spin_unlock(&x->lock);
+    return n;
+}
+
+/* --- watchers ------------------------------------------------------------------------- */
+
+static void notify_post(struct rf_post *p, struct rf_shard *sh)
+{
+    struct rf_watch *w = rf_container_of(p, struct rf_watch, post);
+
+    (void)sh;
+    /* seq_cst: cleared before the watcher reads the log, so an event appended after the
+     * read posts again (the poster's exchange sees 0). */
+    atomic_store(&w->queued, 0);
+    if (w->dead) {
+        w->dispose(w);
+        return;
+    }
+    w->notify(w);
+}
+
+void rf_store_watch(struct rf_xrec *x, struct rf_watch *w)
+{
+    RF_ASSERT(w->sh == rf__cur_shard);
+    w->x = rf_xrec_retain(x);
+    w->post.fn = notify_post;
+    w->dead = false;
+    atomic_init(&w->queued, 0);
+    rf_spin_lock(&x->lock);
+    w->wprev = NULL;
+    w->wnext = x->watchers;
+    if (x->watchers)
+        x->watchers->wprev = w;
+    x->watchers = w;
+    w->linked = true;
+    /* Something may already be there to read: let the watcher look once. */
+    atomic_store_explicit(&w->queued, 1, memory_order_relaxed); /* under the lock */
+    rf__shard_post(w->sh, &w->post);
+    rf_spin_unlock(&x->lock);
+}
+
+void rf_store_unwatch(struct rf_watch *w)
+{
+    struct rf_xrec *x = w->x;
+
+    RF_ASSERT(w->sh == rf__cur_shard);
+    if (!w->linked)
+        return;
+    rf_spin_lock(&x->lock);
+    if (w->wprev)
+        w->wprev->wnext = w->wnext;
+    else
+        x->watchers = w->wnext;
+    if (w->wnext)
+        w->wnext->wprev = w->wprev;
+    w->linked = false;
+    rf_spin_unlock(&x->lock);
+    w->x = NULL;
+    rf_xrec_release(x);
+    /* seq_cst: pairs with the posters' exchange made under the lock we just released. */
+    if (atomic_load(&w->queued))
+        w->dead = true; /* the queued post disposes of it on this shard */
+    else
+        w->dispose(w);
+}
+
+/* --- listing ---------------------------------------------------------------------------- */
+
+static bool has_tag(const struct rf_xrec *x, const char *tag)
+{
+    size_t i;
+    json_t *t;
+
+    if (!json_is_array(x->tags))
+        return false;
+    json_array_foreach(x->tags, i, t)
+        if (json_is_string(t) && strcmp(json_string_value(t), tag) == 0)
+            return true;
+    return false;
+}
+
+static bool matches(const struct rf_xrec *x, const struct rf_store_filter *f)
+{
+    if (f->graph && strcmp(rf_plan_name(x->plan), f->graph) != 0)
+        return false;
+    if (f->status >= 0 && (int)rf_exec_status(x->ex) != f->status)
+        return false;
+    return !f->tag || has_tag(x, f->tag);
+}
+
+int rf_store_list(struct rf_store *st, const struct rf_store_filter *f,
+                  void (*fn)(void *ud, struct rf_xrec *x), void *ud, char next[RF_EXEC_ID_LEN])
+{
+    uint32_t n = 0, scanned = 0;
+    struct rf_xrec *x, *last = NULL;
+
+    next[0] = '\0';
+    rf_spin_lock(&st->list_lock);
+    x = st->newest;
+    if (f->after)
+        while (x && strcmp(x->id, f->after) >= 0 && scanned++ < f->scan_max)
+            x = x->lprev;
+    for (; x && n < f->limit && scanned < f->scan_max; x = x->lprev, scanned++) {
+        last = x;
+        if (!matches(x, f))
+            continue;
+        fn(ud, x);
+        n++;
+    }
+    if (x && last)
+        memcpy(next, last->id, RF_EXEC_ID_LEN);
+    rf_spin_unlock(&st->list_lock);
+    return (int)n;
+}
+
+void rf_store_stats(struct rf_store *st, struct rf_store_stats *out)
+{
+    rf_spin_lock(&st->list_lock);
+    out->records = st->nlisted;
+    out->finished = st->nfinished;
+    out->evicted = st->nevicted;
+    rf_spin_unlock(&st->list_lock);
+}
+
+/* --- event JSON ------------------------------------------------------------------------- */
+
+int rf_json_write_str(struct rf_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    if (rf_buf_reserve(b, n * 6 + 2) < 0)
+        return -ENOMEM;
+    char *o = b->p + b->len;
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *o++ = (char)c;
+            continue;
+        }
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        default:
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->p);
+    return 0;
+}
+
+static int put_raw(struct rf_buf *b, const char *s)
+{
+    return rf_buf_append(b, s, strlen(s));
+}
+
+static int put_u64(struct rf_buf *b, const char *key, uint64_t v)
+{
+    char tmp[48];
+    int n = snprintf(tmp, sizeof(tmp), ",\"%s\":%lu", key, v);
+
+    return rf_buf_append(b, tmp, (size_t)n);
+}
+
+static int put_json(struct rf_buf *b, const char *key, const json_t *v)
+{
+    size_t need;
+
+    if (put_raw(b, ",\"") < 0 || put_raw(b, key) < 0 || put_raw(b, "\":") < 0)
+        return -ENOMEM;
+    need = json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (need == 0)
+        return put_raw(b, "null");
+    if (rf_buf_reserve(b, need) < 0)
+        return -ENOMEM;
+    b->len += json_dumpb(v, b->p + b->len, need, JSON_COMPACT | JSON_ENCODE_ANY);
+    return 0;
+}
+
+static int put_str(struct rf_buf *b, const char *key, const char *s)
+{
+    if (put_raw(b, ",\"") < 0 || put_raw(b, key) < 0 || put_raw(b, "\":") < 0)
+        return -ENOMEM;
+    return rf_json_write_str(b, s, strlen(s));
+}
+
+static int put_parent(struct rf_buf *b, const rf_event *ev)
+{
+    int rc = put_raw(b, ",\"parent\":{\"execution_id\":");
+
+    rc |= rf_json_write_str(b, ev->parent_exec_id, strlen(ev->parent_exec_id));
+    rc |= put_str(b, "node", ev->parent_node_id ? ev->parent_node_id : "");
+    if (ev->parent_item >= 0)
+        rc |= put_u64(b, "item", (uint64_t)ev->parent_item);
+    rc |= put_raw(b, "}");
+    return rc ? -ENOMEM : 0;
+}
+
+int rf_event_write(struct rf_buf *b, const rf_event *ev)
+{
+    char ts[RF_TS_LEN];
+    size_t len0 = b->len;
+    int rc = put_raw(b, "{\"execution_id\":");
+
+    rc |= rf_json_write_str(b, ev->exec_id, strlen(ev->exec_id));
+    rc |= put_u64(b, "seq", ev->seq);
+    rc |= put_str(b, "ts", rf_fmt_ts(ev->ts_us, ts));
+    rc |= put_str(b, "type", rf_event_type_name(ev->type));
+    if (ev->parent_exec_id)
+        rc |= put_parent(b, ev);
+    if (ev->node_id) {
+        rc |= put_str(b, "node", ev->node_id);
+        if (ev->item >= 0)
+            rc |= put_u64(b, "item", (uint64_t)ev->item);
+        rc |= put_u64(b, "attempt", ev->attempt);
+        rc |= put_raw(b, ev->cached ? ",\"cached\":true" : ",\"cached\":false");
+    }
+    if (ev->lineage_hash)
+        rc |= put_str(b, "lineage_hash", ev->lineage_hash);
+    if (ev->params)
+        rc |= put_json(b, "params", ev->params);
+    if (ev->output)
+        rc |= put_json(b, "output", ev->output);
+    if (ev->error)
+        rc |= put_json(b, "error", ev->error);
+    if (ev->type == RF_EV_NODE_RETRYING)
+        rc |= put_u64(b, "retry_in_ms", ev->retry_in_ms);
+    rc |= put_raw(b, "}");
+    if (rc) {
+        b->len = len0;
+        return -ENOMEM;
+    }
+    return 0;
+}
