@@ -4,7 +4,7 @@
 #   make test            install missing packages, build, run every test: unit and
 #                        integration tests, the same under ASan+UBSan, the concurrency
 #                        tests under TSan, the embedding example, fuzz corpus replays
-#   make run             build and run the embedding example (the daemon comes later)
+#   make run             install, build and start ringflowd on 127.0.0.1:8080 (README)
 #   make bench           build and run the benchmarks (bench/README.md)
 #   make install PREFIX=/usr/local [DESTDIR=]
 #   make format          clang-format every C/C++ source in place
@@ -214,8 +214,11 @@ test: $(DEPS_STAMP)
 	    build/test-counts; \
 	  exit $$st
 
-run: $(EMBED)
-	$(EMBED)
+# The daemon on 127.0.0.1:8080 with embedded defaults (no Redis, no Kafka) and the example
+# graphs registered; Ctrl-C stops it gracefully. RUN_FLAGS adds flags (ringflowd --help).
+run: tools
+	$(BUILD)/ringflowd --listen 127.0.0.1:8080 --graphs-dir examples \
+	  --data-dir $(CURDIR)/build/run-data $(RUN_FLAGS)
 
 # --- benchmarks ----------------------------------------------------------------------------
 

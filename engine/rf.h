@@ -106,6 +106,7 @@ static inline void rf_spin_unlock(rf_spin *l)
 /* --- logging: one JSON object per line on stderr --- */
 
 extern rf_log_level rf__log_level;
+extern bool rf__log_text; /* "ts level fields" lines instead of JSON objects */
 
 void rf__log(rf_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

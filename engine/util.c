@@ -29,6 +29,8 @@ void rf__assert_fail(const char *cond, const char *file, int line, const char *f
 
 static const char *const level_names[] = {"info", "debug", "info", "warn", "error"};
 
+bool rf__log_text;
+
 void rf__log(rf_log_level lvl, const char *fmt, ...)
 {
     char ts[RF_TS_LEN];
@@ -38,14 +40,19 @@ void rf__log(rf_log_level lvl, const char *fmt, ...)
 
     if (lvl < rf__log_level)
         return;
-    n = snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",",
-                 rf_fmt_ts(rf_wall_us(), ts), level_names[lvl]);
+    if (rf__log_text)
+        n = snprintf(line, sizeof(line), "%s %-5s ", rf_fmt_ts(rf_wall_us(), ts),
+                     level_names[lvl]);
+    else
+        n = snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",",
+                     rf_fmt_ts(rf_wall_us(), ts), level_names[lvl]);
     va_start(ap, fmt);
     n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
     va_end(ap);
     if (n > (int)sizeof(line) - 3)
         n = (int)sizeof(line) - 3;
-    line[n++] = '}';
+    if (!rf__log_text)
+        line[n++] = '}';
     line[n++] = '\n';
     /* One write per line so lines from several threads never interleave. */
     ssize_t w = write(STDERR_FILENO, line, (size_t)n);

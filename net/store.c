@@ -486,6 +486,16 @@ uint32_t rf_store_events(struct rf_xrec *x, uint64_t after, const struct rf_evt 
     return n;
 }
 
+bool rf_store_done(struct rf_xrec *x)
+{
+    bool done;
+
+    rf_spin_lock(&x->lock);
+    done = x->done;
+    rf_spin_unlock(&x->lock);
+    return done;
+}
+
 /* --- watchers ------------------------------------------------------------------------- */
 
 static void notify_post(struct rf_post *p, struct rf_shard *sh)

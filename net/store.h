@@ -126,6 +126,9 @@ void rf_xrec_release(struct rf_xrec *x); /* NULL is a no-op */
 uint32_t rf_store_events(struct rf_xrec *x, uint64_t after, const struct rf_evt **out,
                          uint32_t max, bool *done);
 
+/* True once the done callback ran: no event will follow and the status is final. */
+bool rf_store_done(struct rf_xrec *x);
+
 /* Start / stop watching. Both on w->sh's thread; w->notify, dispose, sh set by the caller.
  * rf_store_watch retains x. rf_store_unwatch releases it and disposes w now, or from the
  * queued post. */

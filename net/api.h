@@ -1,0 +1,35 @@
+/*
+ * net/api.h: the REST and WebSocket API of spec/api.md on top of the engine, the
+ * execution store and the server. The server calls rf_api_handle() on the shard that
+ * received a request; every handler answers on that shard, at once or, for long polls,
+ * after parking the request (net/server.h).
+ */
+#ifndef RF_NET_API_H
+#define RF_NET_API_H
+
+#include <stdint.h>
+
+#include "net/metrics.h"
+#include "net/store.h"
+
+struct rf_hreq;
+
+struct rf_api_config {
+    uint32_t long_poll_max_ms;  /* the longest wait_ms honoured; 0 = 60 s */
+    uint32_t ws_subs_max;       /* subscriptions per WebSocket; 0 = 1024 */
+};
+
+struct rf_api;
+
+/* `eng`, `st` and `m` borrowed; they outlive the API. */
+int rf_api_new(rf_engine *eng, struct rf_store *st, struct rf_metrics *m,
+               const struct rf_api_config *cfg, struct rf_api **out);
+void rf_api_free(struct rf_api *api);
+
+/* Answer one request (shard thread). */
+void rf_api_handle(struct rf_api *api, struct rf_hreq *r);
+
+/* From now on /readyz answers 503 and submissions 503 (graceful stop). Any thread. */
+void rf_api_set_draining(struct rf_api *api);
+
+#endif /* RF_NET_API_H */
