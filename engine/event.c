@@ -25,8 +25,10 @@
 #include "engine/rf.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/alloc.h"
 #include "engine/internal.h"
@@ -291,4 +293,63 @@ json_t *rf_event_json(const rf_event *ev)
     if (ev->type == RF_EV_NODE_RETRYING)
         json_object_set_new(o, "retry_in_ms", json_integer(ev->retry_in_ms));
     return o;
+}
+
+/* --- the inverse of rf_event_json: for documents rebuilt from an event log ------------- */
+
+static int type_of(const char *name, rf_event_type *out)
+{
+    for (int t = RF_EV_EXECUTION_QUEUED; t <= RF_EV_EXECUTION_CANCELED; t++)
+        if (strcmp(rf_event_type_name((rf_event_type)t), name) == 0) {
+            *out = (rf_event_type)t;
+            return 0;
+        }
+    return -EINVAL;
+}
+
+int rf__ts_parse(const char *s, int64_t *us)
+{
+    struct tm tm = {0};
+    long frac = 0;
+    int n = 0;
+
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%6ldZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &frac, &n) != 7 ||
+        n != 27 || s[n] != '\0')
+        return -EINVAL;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    *us = (int64_t)timegm(&tm) * 1000000 + frac;
+    return 0;
+}
+
+int rf__event_from_json(const json_t *o, int32_t node, rf_event *ev)
+{
+    const char *type = json_string_value(json_object_get(o, "type"));
+    const char *ts = json_string_value(json_object_get(o, "ts"));
+    json_t *item = json_object_get(o, "item"), *par = json_object_get(o, "parent");
+
+    memset(ev, 0, sizeof(*ev));
+    if (!type || !ts || type_of(type, &ev->type) < 0 || rf__ts_parse(ts, &ev->ts_us) < 0)
+        return -EINVAL;
+    ev->seq = (uint64_t)json_integer_value(json_object_get(o, "seq"));
+    ev->exec_id = json_string_value(json_object_get(o, "execution_id"));
+    ev->node = node;
+    ev->node_id = json_string_value(json_object_get(o, "node"));
+    ev->item = json_is_integer(item) ? json_integer_value(item) : -1;
+    ev->attempt = (uint32_t)json_integer_value(json_object_get(o, "attempt"));
+    ev->retry_in_ms = (uint32_t)json_integer_value(json_object_get(o, "retry_in_ms"));
+    ev->cached = json_is_true(json_object_get(o, "cached"));
+    ev->lineage_hash = json_string_value(json_object_get(o, "lineage_hash"));
+    ev->params = json_object_get(o, "params");
+    ev->output = json_object_get(o, "output");
+    ev->error = json_object_get(o, "error");
+    ev->parent_item = -1;
+    if (par) {
+        json_t *pi = json_object_get(par, "item");
+        ev->parent_exec_id = json_string_value(json_object_get(par, "execution_id"));
+        ev->parent_node_id = json_string_value(json_object_get(par, "node"));
+        ev->parent_item = json_is_integer(pi) ? json_integer_value(pi) : -1;
+    }
+    return ev->exec_id && ev->seq > 0 && (node < 0) == (ev->node_id == NULL) ? 0 : -EINVAL;
 }

@@ -409,6 +409,13 @@ int rf__engine_set_service(rf_engine *eng, const struct rf_shard_service *svc);
 /* The shard `i` (valid after rf_engine_start until rf_engine_free). */
 struct rf_shard *rf__engine_shard(rf_engine *eng, uint32_t i);
 
+/* engine/event.c: an RFC 3339 UTC time with microseconds ("...T12:00:00.123456Z") to
+ * microseconds since the epoch; and the inverse of rf_event_json(): *ev borrows from `o`
+ * (valid while o is), `node` is the index of o's "node" (-1 for execution events).
+ * 0 or -EINVAL. */
+int rf__ts_parse(const char *s, int64_t *us);
+int rf__event_from_json(const json_t *o, int32_t node, rf_event *ev);
+
 /* net/hclient.c: the http kind. Register (from rf__register_builtin_kinds) allocates
  * eng->http_state; free closes pooled connections and frees it (after the shards stopped). */
 int rf__http_kind_register(rf_engine *eng);

@@ -59,6 +59,14 @@ void rf__log(rf_log_level lvl, const char *fmt, ...)
     (void)w;
 }
 
+/* The formatted seconds of the last call on this thread: timestamps of one second share
+ * them, so most calls format only the microseconds. */
+static _Thread_local struct {
+    time_t secs;
+    char head[21]; /* "YYYY-MM-DDTHH:MM:SS." */
+    bool valid;
+} ts_cache;
+
 char *rf_fmt_ts(int64_t us, char buf[RF_TS_LEN])
 {
     time_t secs = (time_t)(us / 1000000);
@@ -69,11 +77,24 @@ char *rf_fmt_ts(int64_t us, char buf[RF_TS_LEN])
         frac += 1000000;
         secs -= 1;
     }
-    gmtime_r(&secs, &tm);
-    snprintf(buf, RF_TS_LEN, "%04u-%02u-%02uT%02u:%02u:%02u.%06luZ",
-             (unsigned)(tm.tm_year + 1900) % 10000u, (unsigned)(tm.tm_mon + 1) % 100u,
-             (unsigned)tm.tm_mday % 100u, (unsigned)tm.tm_hour % 100u, (unsigned)tm.tm_min % 100u,
-             (unsigned)tm.tm_sec % 100u, (unsigned long)frac % 1000000ul);
+    if (!ts_cache.valid || ts_cache.secs != secs) {
+        char tmp[32];
+        gmtime_r(&secs, &tm);
+        snprintf(tmp, sizeof(tmp), "%04u-%02u-%02uT%02u:%02u:%02u.",
+                 (unsigned)(tm.tm_year + 1900) % 10000u, (unsigned)(tm.tm_mon + 1) % 100u,
+                 (unsigned)tm.tm_mday % 100u, (unsigned)tm.tm_hour % 100u,
+                 (unsigned)tm.tm_min % 100u, (unsigned)tm.tm_sec % 100u);
+        memcpy(ts_cache.head, tmp, 20);
+        ts_cache.secs = secs;
+        ts_cache.valid = true;
+    }
+    memcpy(buf, ts_cache.head, 20);
+    for (int i = 25; i >= 20; i--) {
+        buf[i] = (char)('0' + frac % 10);
+        frac /= 10;
+    }
+    buf[26] = 'Z';
+    buf[27] = '\0';
     return buf;
 }
 

@@ -401,21 +401,32 @@ static void token_of(const struct rf_api *api, const char *id, char out[33])
     out[32] = '\0';
 }
 
+/* The submission's answer, written directly: it is the hot path of the API. */
 static void submitted(struct rf_api *api, struct rf_hreq *r, struct rf_xrec *x, int status)
 {
-    char token[33], self[64], events[80], result[80], ws[96];
+    struct rf_buf b = {0};
+    const char *id = x->id, *st = rf_status_name(rf_exec_status(x->ex));
+    const char *graph = rf_plan_name(x->plan);
+    char token[33], tail[512];
+    int n;
 
-    token_of(api, x->id, token);
-    snprintf(self, sizeof(self), "/v1/executions/%s", x->id);
-    snprintf(events, sizeof(events), "/v1/executions/%s/events", x->id);
-    snprintf(result, sizeof(result), "/v1/executions/%s/result", x->id);
-    snprintf(ws, sizeof(ws), "/v1/ws?execution_id=%s", x->id);
-    rf_resp_json(&r->x, status, NULL,
-                 json_pack("{s:s, s:s, s:i, s:s, s:s, s:{s:s, s:s, s:s, s:s}}", "id", x->id,
-                           "graph", rf_plan_name(x->plan), "version",
-                           (json_int_t)rf_plan_version(x->plan), "status",
-                           rf_status_name(rf_exec_status(x->ex)), "token", token, "links",
-                           "self", self, "events", events, "result", result, "ws", ws));
+    token_of(api, id, token);
+    rf_buf_reserve(&b, 640);
+    rf_buf_append(&b, "{\"id\":\"", 7);
+    rf_buf_append(&b, id, RF_EXEC_ID_LEN - 1);
+    rf_buf_append(&b, "\",\"graph\":", 10);
+    rf_json_write_str(&b, graph, strlen(graph));
+    n = snprintf(tail, sizeof(tail),
+                 ",\"version\":%u,\"status\":\"%s\",\"token\":\"%s\",\"links\":{"
+                 "\"self\":\"/v1/executions/%s\",\"events\":\"/v1/executions/%s/events\","
+                 "\"result\":\"/v1/executions/%s/result\","
+                 "\"ws\":\"/v1/ws?execution_id=%s\"}}",
+                 rf_plan_version(x->plan), st, token, id, id, id, id);
+    if (rf_buf_append(&b, tail, (size_t)n) < 0)
+        rf_resp_error(&r->x, 500, "no_memory", NULL, NULL, "out of memory");
+    else
+        rf_resp(&r->x, status, "application/json", NULL, b.p, b.len);
+    rf_buf_free(&b);
 }
 
 /* Check the envelope {inputs, version?, idempotency_key?, priority?, tags?}. Problems are
@@ -623,7 +634,7 @@ static void exec_get(struct rf_api *api, struct rf_hreq *r, struct rf_xrec *x)
     r->x.route = RF_ROUTE_EXECUTION;
     if (!is_get(r))
         return method_not_allowed(r, "GET, HEAD");
-    doc = rf_exec_document(x->ex);
+    doc = rf_store_document(x);
     if (!doc)
         return rf_resp_error(&r->x, 500, "no_memory", NULL, NULL, "out of memory");
     json_object_set_new(doc, "account", json_string("default"));

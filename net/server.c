@@ -231,13 +231,34 @@ static bool ctx_live(const struct rf_rctx *x)
     return x->c && x->c->state == C_HTTP && x->c->gen == x->gen;
 }
 
+/* Append s to the head being built at *o (bounded by end). */
+static char *put(char *o, const char *end, const char *s, size_t n)
+{
+    RF_ASSERT(o + n <= end);
+    memcpy(o, s, n);
+    return o + n;
+}
+
+#define PUT_LIT(o, end, lit) put(o, end, lit, sizeof(lit) - 1)
+
+static char *put_uint(char *o, const char *end, uint64_t v)
+{
+    char tmp[20], *d = tmp + sizeof(tmp);
+
+    do
+        *--d = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    return put(o, end, d, (size_t)(tmp + sizeof(tmp) - d));
+}
+
 void rf_resp(struct rf_rctx *x, int status, const char *ctype, const char *headers,
              const void *body, size_t len)
 {
     struct rf_conn *c = x->c;
     struct srv_shard *ss;
-    char head[512];
-    int n;
+    char head[512], *o = head;
+    const char *end = head + sizeof(head);
+    const char *why = reason(status);
 
     if (!ctx_live(x))
         return;
@@ -245,14 +266,24 @@ void rf_resp(struct rf_rctx *x, int status, const char *ctype, const char *heade
     date_refresh(ss);
     if (!x->keep_alive)
         c->close_after = true;
-    n = snprintf(head, sizeof(head),
-                 "HTTP/1.1 %d %s\r\nServer: ringflowd\r\n%sContent-Length: %zu\r\n%s%s%s%s\r\n",
-                 status, reason(status), ss->date, len, ctype ? "Content-Type: " : "",
-                 ctype ? ctype : "", ctype ? "\r\n" : "",
-                 c->close_after ? "Connection: close\r\n" : "");
-    RF_ASSERT(n > 0 && (size_t)n < sizeof(head));
-    n -= 2; /* the final CRLF goes after the extra headers */
-    if (conn_write(c, head, (size_t)n) < 0 ||
+    o = PUT_LIT(o, end, "HTTP/1.1 ");
+    o = put_uint(o, end, (uint64_t)status);
+    o = put(o, end, " ", 1);
+    o = put(o, end, why, strlen(why));
+    o = PUT_LIT(o, end, "\r\nServer: ringflowd\r\n");
+    o = put(o, end, ss->date, strlen(ss->date));
+    o = PUT_LIT(o, end, "Content-Length: ");
+    o = put_uint(o, end, len);
+    o = PUT_LIT(o, end, "\r\n");
+    if (ctype) {
+        size_t cl = strlen(ctype);
+        o = PUT_LIT(o, end, "Content-Type: ");
+        o = put(o, end, ctype, RF_MIN(cl, 128u));
+        o = PUT_LIT(o, end, "\r\n");
+    }
+    if (c->close_after)
+        o = PUT_LIT(o, end, "Connection: close\r\n");
+    if (conn_write(c, head, (size_t)(o - head)) < 0 ||
         (headers && conn_write(c, headers, strlen(headers)) < 0) || conn_write(c, "\r\n", 2) < 0)
         return;
     if (!x->head_only && len && conn_write(c, body, len) < 0)

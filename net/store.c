@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "engine/alloc.h"
+#include "engine/xdoc.h"
 #include "net/metrics.h"
 #include "net/store.h"
 
@@ -435,7 +436,7 @@ int rf_store_submit(struct rf_store *st, struct rf_store_submit *s, struct rf_xr
     }
     rf_callbacks cb = {.event = on_event, .done = on_done, .ud = x};
     rf_submit_opts o = {.callbacks = &cb,
-                        .flags = RF_SUBMIT_SHARD | RF_SUBMIT_DOCUMENT,
+                        .flags = RF_SUBMIT_SHARD,
                         .shard = s->shard,
                         .diag = s->diag,
                         .tags = s->tags};
@@ -494,6 +495,57 @@ bool rf_store_done(struct rf_xrec *x)
     done = x->done;
     rf_spin_unlock(&x->lock);
     return done;
+}
+
+/* Copy the event pointers of x (held) into a new array; *n set. NULL when empty/no memory. */
+static const struct rf_evt **events_all(struct rf_xrec *x, uint32_t *n)
+{
+    const struct rf_evt **v = NULL;
+
+    rf_spin_lock(&x->lock);
+    *n = x->nev;
+    if (*n && (v = rf_malloc(*n * sizeof(*v))) != NULL)
+        memcpy(v, x->ev, *n * sizeof(*v));
+    rf_spin_unlock(&x->lock);
+    return v;
+}
+
+/* Apply one serialized event to the document being rebuilt. */
+static void doc_apply(struct rf_xdoc *d, const json_t *ids, const struct rf_evt *e)
+{
+    json_t *o = json_loadb(e->s, e->len, 0, NULL);
+    const char *node = json_string_value(json_object_get(o, "node"));
+    json_t *idx = node ? json_object_get(ids, node) : NULL;
+    rf_event ev;
+
+    if (o && (!node || idx) &&
+        rf__event_from_json(o, idx ? (int32_t)json_integer_value(idx) : -1, &ev) == 0)
+        rf__xdoc_apply(d, &ev);
+    json_decref(o);
+}
+
+json_t *rf_store_document(struct rf_xrec *x)
+{
+    uint32_t n = 0, nodes = rf_plan_nodes(x->plan);
+    const struct rf_evt **ev = events_all(x, &n);
+    struct rf_xdoc *d = rf__xdoc_new(x->plan, x->id, rf_exec_inputs(x->ex), x->tags,
+                                     x->created_us);
+    json_t *ids = json_object(), *doc = NULL;
+
+    if (!d || !ids || (n && !ev))
+        goto out;
+    for (uint32_t i = 0; i < nodes; i++)
+        json_object_set_new(ids, rf_plan_node_id(x->plan, i), json_integer(i));
+    for (uint32_t i = 0; i < n; i++)
+        doc_apply(d, ids, ev[i]);
+    doc = rf__xdoc_snapshot(d);
+    if (doc && x->dropped)
+        json_object_set_new(doc, "events_dropped", json_integer(x->dropped));
+out:
+    json_decref(ids);
+    rf__xdoc_free(d);
+    rf_free(ev);
+    return doc;
 }
 
 /* --- watchers ------------------------------------------------------------------------- */
@@ -657,12 +709,32 @@ static int put_raw(struct rf_buf *b, const char *s)
     return rf_buf_append(b, s, strlen(s));
 }
 
+/* Decimal digits of v, right-aligned in end[-20..0); returns the first. */
+static char *u64_digits(uint64_t v, char *end)
+{
+    do
+        *--end = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    return end;
+}
+
 static int put_u64(struct rf_buf *b, const char *key, uint64_t v)
 {
-    char tmp[48];
-    int n = snprintf(tmp, sizeof(tmp), ",\"%s\":%lu", key, v);
+    char tmp[20], *d = u64_digits(v, tmp + sizeof(tmp));
+    size_t kl = strlen(key), dl = (size_t)(tmp + sizeof(tmp) - d);
 
-    return rf_buf_append(b, tmp, (size_t)n);
+    if (rf_buf_reserve(b, kl + dl + 4) < 0)
+        return -ENOMEM;
+    char *o = b->p + b->len;
+    *o++ = ',';
+    *o++ = '"';
+    memcpy(o, key, kl);
+    o += kl;
+    *o++ = '"';
+    *o++ = ':';
+    memcpy(o, d, dl);
+    b->len = (size_t)(o + dl - b->p);
+    return 0;
 }
 
 static int put_json(struct rf_buf *b, const char *key, const json_t *v)

@@ -126,6 +126,11 @@ void rf_xrec_release(struct rf_xrec *x); /* NULL is a no-op */
 uint32_t rf_store_events(struct rf_xrec *x, uint64_t after, const struct rf_evt **out,
                          uint32_t max, bool *done);
 
+/* The hydrated execution document of spec/api.md, rebuilt from the event log (records do
+ * not keep one: a GET is rare next to the events it would cost to maintain). New
+ * reference, NULL on allocation failure. Any thread. */
+json_t *rf_store_document(struct rf_xrec *x);
+
 /* True once the done callback ran: no event will follow and the status is final. */
 bool rf_store_done(struct rf_xrec *x);
 
