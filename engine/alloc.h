@@ -16,6 +16,7 @@
 #ifndef RF_ENGINE_ALLOC_H
 #define RF_ENGINE_ALLOC_H
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 

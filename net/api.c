@@ -18,7 +18,6 @@
  * received it, so its events are produced where its submitter's connection lives.
  */
 #include <errno.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
@@ -39,7 +38,7 @@
 #define TAGS_MAX          32u
 #define TAG_BYTES_MAX     128u
 #define GRAPH_LIST_MAX    1000u
-#define TOKEN_KEY_BYTES   32
+#define TOKEN_KEY_BYTES   16
 
 struct rf_api {
     rf_engine *eng;
@@ -386,17 +385,77 @@ static void h_graphs(struct rf_api *api, struct rf_hreq *r)
 
 /* --- submissions ------------------------------------------------------------------------ */
 
+/* SipHash-2-4 with 128-bit output (Aumasson and Bernstein): a keyed PRF, so a token
+ * cannot be forged without the process's key, at a tenth of HMAC-SHA256's cost. */
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                                                   \
+    do {                                                                                           \
+        v0 += v1;                                                                                  \
+        v1 = ROTL(v1, 13);                                                                         \
+        v1 ^= v0;                                                                                  \
+        v0 = ROTL(v0, 32);                                                                         \
+        v2 += v3;                                                                                  \
+        v3 = ROTL(v3, 16);                                                                         \
+        v3 ^= v2;                                                                                  \
+        v0 += v3;                                                                                  \
+        v3 = ROTL(v3, 21);                                                                         \
+        v3 ^= v0;                                                                                  \
+        v2 += v1;                                                                                  \
+        v1 = ROTL(v1, 17);                                                                         \
+        v1 ^= v2;                                                                                  \
+        v2 = ROTL(v2, 32);                                                                         \
+    } while (0)
+
+static uint64_t le64(const unsigned char *p)
+{
+    uint64_t v;
+
+    memcpy(&v, p, 8);
+    return v; /* x86-64 and every little-endian Linux target */
+}
+
+static void siphash128(const unsigned char key[16], const unsigned char *in, size_t n,
+                       uint64_t out[2])
+{
+    uint64_t k0 = le64(key), k1 = le64(key + 8);
+    uint64_t v0 = 0x736f6d6570736575ull ^ k0, v1 = 0x646f72616e646f6dull ^ k1 ^ 0xee;
+    uint64_t v2 = 0x6c7967656e657261ull ^ k0, v3 = 0x7465646279746573ull ^ k1;
+    uint64_t b = (uint64_t)n << 56, m;
+    size_t i = 0;
+
+    for (; i + 8 <= n; i += 8) {
+        m = le64(in + i);
+        v3 ^= m;
+        SIPROUND;
+        SIPROUND;
+        v0 ^= m;
+    }
+    for (size_t j = 0; i + j < n; j++)
+        b |= (uint64_t)in[i + j] << (8 * j);
+    v3 ^= b;
+    SIPROUND;
+    SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xee;
+    for (int r = 0; r < 4; r++)
+        SIPROUND;
+    out[0] = v0 ^ v1 ^ v2 ^ v3;
+    v1 ^= 0xdd;
+    for (int r = 0; r < 4; r++)
+        SIPROUND;
+    out[1] = v0 ^ v1 ^ v2 ^ v3;
+}
+
 static void token_of(const struct rf_api *api, const char *id, char out[33])
 {
     static const char hex[] = "0123456789abcdef";
-    unsigned char mac[32];
-    unsigned int len = sizeof(mac);
+    uint64_t h[2];
 
-    HMAC(EVP_sha256(), api->token_key, sizeof(api->token_key), (const unsigned char *)id,
-         strlen(id), mac, &len);
+    siphash128(api->token_key, (const unsigned char *)id, strlen(id), h);
     for (int i = 0; i < 16; i++) {
-        out[2 * i] = hex[mac[i] >> 4];
-        out[2 * i + 1] = hex[mac[i] & 15];
+        unsigned byte = (unsigned)(h[i / 8] >> (8 * (i % 8))) & 0xff;
+        out[2 * i] = hex[byte >> 4];
+        out[2 * i + 1] = hex[byte & 15];
     }
     out[32] = '\0';
 }

@@ -743,12 +743,18 @@ static int put_json(struct rf_buf *b, const char *key, const json_t *v)
 
     if (put_raw(b, ",\"") < 0 || put_raw(b, key) < 0 || put_raw(b, "\":") < 0)
         return -ENOMEM;
-    need = json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+    /* One dump into the room there is; a second only when it did not fit. */
+    if (rf_buf_reserve(b, 256) < 0)
+        return -ENOMEM;
+    need = json_dumpb(v, b->p + b->len, b->cap - b->len, JSON_COMPACT | JSON_ENCODE_ANY);
     if (need == 0)
         return put_raw(b, "null");
-    if (rf_buf_reserve(b, need) < 0)
-        return -ENOMEM;
-    b->len += json_dumpb(v, b->p + b->len, need, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (need > b->cap - b->len) {
+        if (rf_buf_reserve(b, need) < 0)
+            return -ENOMEM;
+        json_dumpb(v, b->p + b->len, need, JSON_COMPACT | JSON_ENCODE_ANY);
+    }
+    b->len += need;
     return 0;
 }
 
