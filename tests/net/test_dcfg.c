@@ -138,7 +138,7 @@ static void assert_defaults(const struct rf_dcfg *c)
     assert_int_equal(c->ws_queue_max, 1 << 20);
     assert_int_equal(c->ws_msg_max, 64 << 10);
     assert_int_equal(c->inflight_per_shard, 4096);
-    assert_int_equal(c->executions_max, 100000);
+    assert_int_equal(c->executions_max, 20000);
     assert_int_equal(c->events_per_execution_max, 100000);
     assert_int_equal(c->long_poll_max_ms, 60000);
     assert_int_equal(c->drain_timeout_ms, 10000);
