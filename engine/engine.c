@@ -144,19 +144,20 @@ int rf_engine_new(const rf_config *cfg, rf_engine **out)
         goto err_cfg;
     pthread_mutex_init(&eng->start_mu, NULL);
     pthread_cond_init(&eng->start_cv, NULL);
+    eng->nshards = eng->cfg.shards;
     rc = rf__register_builtin_kinds(eng);
     if (rc < 0)
         goto err_kinds;
     rc = lang_state_new(eng);
     if (rc < 0)
         goto err_lang;
-    eng->nshards = eng->cfg.shards;
     *out = eng;
     return 0;
 
 err_lang:
     lang_state_free(eng);
 err_kinds:
+    rf__http_kind_free(eng);
     pthread_cond_destroy(&eng->start_cv);
     pthread_mutex_destroy(&eng->start_mu);
     free(eng->kinds);

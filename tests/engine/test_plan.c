@@ -659,8 +659,8 @@ static void test_register_rejects(void **state)
 
 static void test_kinds_max(void **state)
 {
-    /* The five built-ins (noop, fail, delay, transform, graph) take five of six slots. */
-    rf_config cfg = {.shards = 1, .no_pin_threads = true, .kinds_max = 6};
+    /* The six built-ins (noop, fail, delay, transform, graph, http) take six of seven. */
+    rf_config cfg = {.shards = 1, .no_pin_threads = true, .kinds_max = 7};
     rf_kind k = {.name = "k1", .type = RF_KIND_SYNC, .run = dummy_run};
     rf_engine *eng = NULL;
 
