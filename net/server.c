@@ -689,7 +689,9 @@ static void conn_input(struct rf_conn *c, char *data, size_t len)
     size_t used = parse_loop(c, data, len, false, &to_in);
     if (c->state == C_CLOSING || c->close_after)
         return;
-    if (used < len && keep_input(c, data + used, len - used) == 0 && c->state == C_WS)
+    /* The rest is a partial request, a chunked one to decode in `in`, or WebSocket bytes
+     * that followed the upgrade. */
+    if (used < len && keep_input(c, data + used, len - used) == 0 && (to_in || c->state == C_WS))
         conn_drain_in(c);
 }
 
