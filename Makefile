@@ -103,7 +103,7 @@ DEPS_STAMP := build/.deps
         install format clean deps check-format fuzz fuzz-build tools
 .DELETE_ON_ERROR:
 
-all: lib tools $(EMBED)
+all: lib tools $(EMBED) $(BUILD)/ringflow-load
 
 lib: $(LIB_A) $(LIB_SO) $(PC)
 
@@ -238,7 +238,14 @@ $(BENCH_DAG): $(BENCH_DAG_OBJS) $(LIB_A)
 $(BENCH_MICRO): $(BENCH_MICRO_OBJS) $(LIB_A)
 	$(Q)$(CXX) -o $@ $^ $(LDFLAGS_ALL) $(PKG_LIBS) $$(pkg-config --libs benchmark)
 
-bench-build: $(BENCH_DAG) $(BENCH_MICRO) $(BENCH_LANG)
+# ringflow-load: the io_uring HTTP/WebSocket load generator (a client: no libringflow).
+LOAD_SRCS := $(wildcard bench/load/*.c)
+LOAD := $(BUILD)/ringflow-load
+$(LOAD): $(LOAD_SRCS:%.c=$(BUILD)/%.o)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $$($(PKGCONF) --libs liburing jansson libcrypto) -lm
+
+bench-build: $(BENCH_DAG) $(BENCH_MICRO) $(BENCH_LANG) $(LOAD)
 
 bench: bench-build
 	$(BENCH_MICRO) --benchmark_min_time=0.2
