@@ -826,7 +826,8 @@ static void lpoll_timer(rf_op *op, int res, uint32_t flags)
         /* The watch is still linked: answer with what there is now. */
         lpoll_try(lp, true);
         lp->answered = true;
-        rf_store_unwatch(&lp->w);
+        rf_store_unwatch(&lp->w); /* disposes now or from its queued post: frees lp */
+        return;
     }
     lpoll_maybe_free(lp);
 }
@@ -998,8 +999,6 @@ int rf_api_new(rf_engine *eng, struct rf_store *st, struct rf_metrics *m,
     api->st = st;
     api->m = m;
     api->cfg = *cfg;
-    if (!api->cfg.long_poll_max_ms)
-        api->cfg.long_poll_max_ms = 60000;
     if (!api->cfg.ws_subs_max)
         api->cfg.ws_subs_max = 1024;
     if (RAND_bytes(api->token_key, sizeof(api->token_key)) != 1) {

@@ -15,7 +15,7 @@
 struct rf_hreq;
 
 struct rf_api_config {
-    uint32_t long_poll_max_ms;  /* the longest wait_ms honoured; 0 = 60 s */
+    uint32_t long_poll_max_ms;  /* the longest wait_ms honoured; 0: no request waits */
     uint32_t ws_subs_max;       /* subscriptions per WebSocket; 0 = 1024 */
 };
 

@@ -528,10 +528,13 @@ json_t *rf_store_document(struct rf_xrec *x)
 {
     uint32_t n = 0, nodes = rf_plan_nodes(x->plan);
     const struct rf_evt **ev = events_all(x, &n);
-    struct rf_xdoc *d = rf__xdoc_new(x->plan, x->id, rf_exec_inputs(x->ex), x->tags,
-                                     x->created_us);
+    json_t *tags = x->tags ? json_incref(x->tags) : json_array(); /* the API's tags: [] */
+    struct rf_xdoc *d = tags ? rf__xdoc_new(x->plan, x->id, rf_exec_inputs(x->ex), tags,
+                                            x->created_us)
+                             : NULL;
     json_t *ids = json_object(), *doc = NULL;
 
+    json_decref(tags);
     if (!d || !ids || (n && !ev))
         goto out;
     for (uint32_t i = 0; i < nodes; i++)
@@ -640,10 +643,19 @@ int rf_store_list(struct rf_store *st, const struct rf_store_filter *f,
     uint32_t n = 0, scanned = 0;
     struct rf_xrec *x, *last = NULL;
 
+    /* The cursor is the id of the last record of the previous page. While that record is
+     * listed the page continues right after it: ids of one millisecond do not sort in
+     * creation order, so comparing ids would repeat or skip records. A cursor whose record
+     * was dropped since (past executions_max) falls back to the id order, which sorts by
+     * millisecond first. */
+    struct rf_xrec *at = f->after ? rf_store_get(st, f->after) : NULL;
+
     next[0] = '\0';
     rf_spin_lock(&st->list_lock);
     x = st->newest;
-    if (f->after)
+    if (at && at->listed)
+        x = at->lprev;
+    else if (f->after)
         while (x && strcmp(x->id, f->after) >= 0 && scanned++ < f->scan_max)
             x = x->lprev;
     for (; x && n < f->limit && scanned < f->scan_max; x = x->lprev, scanned++) {
@@ -656,6 +668,7 @@ int rf_store_list(struct rf_store *st, const struct rf_store_filter *f,
     if (x && last)
         memcpy(next, last->id, RF_EXEC_ID_LEN);
     rf_spin_unlock(&st->list_lock);
+    rf_xrec_release(at);
     return (int)n;
 }
 
