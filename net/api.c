@@ -622,10 +622,11 @@ out:
 
 static json_t *exec_summary(struct rf_xrec *x)
 {
-    return json_pack("{s:s, s:s, s:i, s:s, s:O, s:o}", "id", x->id, "graph",
+    return json_pack("{s:s, s:s, s:i, s:s, s:o, s:o}", "id", x->id, "graph",
                      rf_plan_name(x->plan), "version", (json_int_t)rf_plan_version(x->plan),
                      "status", rf_status_name(rf_exec_status(x->ex)), "tags",
-                     x->tags ? x->tags : json_array(), "created_at", ts_json(x->created_us));
+                     x->tags ? json_incref(x->tags) : json_array(), "created_at",
+                     ts_json(x->created_us));
 }
 
 static void list_one(void *ud, struct rf_xrec *x)

@@ -1546,5 +1546,5 @@ int main(void)
                                           limits_teardown);
     failed += cmocka_run_group_tests_name("api-long-poll-max-0", zero_tests, zero_setup,
                                           zero_teardown);
-    return failed ? 1 : 0;
+    return failed || rfd_failures() ? 1 : 0;
 }

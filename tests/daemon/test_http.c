@@ -896,5 +896,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_out_queue_backpressure, setup_out_queue, stop_own),
     };
     fails += cmocka_run_group_tests_name("limits", limits, NULL, NULL);
-    return fails ? 1 : 0;
+    return fails || rfd_failures() ? 1 : 0;
 }

@@ -393,6 +393,9 @@ int rfd_wait_exit(struct rfd *d, int timeout_ms)
     return -1;
 }
 
+/* Daemons that crashed, hung on SIGTERM or logged a sanitizer report (rfd_failures). */
+static int stop_failures;
+
 int rfd_stop(struct rfd *d)
 {
     int rc = 0;
@@ -411,7 +414,14 @@ int rfd_stop(struct rfd *d)
     if (log_check(d) < 0)
         rc = -1;
     remove_dir(d);
+    if (rc == -1)
+        stop_failures++;
     return rc;
+}
+
+int rfd_failures(void)
+{
+    return stop_failures;
 }
 
 long rfd_rss_kib(const struct rfd *d)

@@ -57,6 +57,9 @@ int rfd_start(struct rfd *d, const char *build_dir, const char *const *extra);
  * Safe to call twice (the second call does nothing and returns -1).
  */
 int rfd_stop(struct rfd *d);
+/* How many rfd_stop calls returned -1 so far. A test binary adds it to its failures:
+ * cmocka does not count a failed group teardown, where most rfd_stop calls happen. */
+int rfd_failures(void);
 /*
  * Wait up to timeout_ms for the daemon to exit (the test sent it a signal itself); on exit
  * d->pid becomes 0. Returns WEXITSTATUS, -2 on timeout (still running), -1 when killed by a
