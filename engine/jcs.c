@@ -524,7 +524,8 @@ struct jcs_ctx {
     struct rf_buf *out;
     struct jcs_member *ms;
     size_t len, cap;
-    bool heap; /* ms is rf_malloc'd (else the caller's stack array) */
+    bool heap;  /* ms is rf_malloc'd (else the caller's stack array) */
+    bool plain; /* rf_json_write: members in stored order, numbers as jansson types them */
 };
 
 /* Order of UTF-16 code units, computed on UTF-8: bytes compare as code points except that
@@ -661,11 +662,33 @@ static int object_members(struct jcs_ctx *c, const json_t *o, size_t n)
     return 0;
 }
 
+/* An object's members in the order jansson keeps them (rf_json_write): nothing to sort,
+ * so nothing goes on the member stack. */
+static int write_object_plain(struct jcs_ctx *c, const json_t *o, unsigned depth)
+{
+    char sep = '{';
+    int rc;
+
+    for (void *it = json_object_iter((json_t *)o); it;
+         it = json_object_iter_next((json_t *)o, it)) {
+        if ((rc = buf_putc(c->out, sep)) < 0 ||
+            (rc = write_string(c->out, json_object_iter_key(it),
+                               json_object_iter_key_len(it))) < 0 ||
+            (rc = buf_putc(c->out, ':')) < 0 ||
+            (rc = write_value(c, json_object_iter_value(it), depth + 1)) < 0)
+            return rc;
+        sep = ',';
+    }
+    return sep == '{' ? buf_put(c->out, "{}", 2) : buf_putc(c->out, '}');
+}
+
 static int write_object(struct jcs_ctx *c, const json_t *o, unsigned depth)
 {
     size_t n = json_object_size(o), base = c->len;
     int rc;
 
+    if (c->plain)
+        return write_object_plain(c, o, depth);
     if (n == 0)
         return buf_put(c->out, "{}", 2);
     if ((rc = object_members(c, o, n)) < 0)
@@ -703,17 +726,25 @@ static int write_array(struct jcs_ctx *c, const json_t *a, unsigned depth)
     return buf_putc(c->out, ']');
 }
 
-static int write_number(struct rf_buf *b, const json_t *v)
+/* A number: JCS reads every number as a double. The plain writer keeps jansson's types
+ * instead: integers exact over all 64 bits, and reals that a parser reads back as reals
+ * (a ".0" is added where the shortest digits alone would read as an integer). */
+static int write_number(struct rf_buf *b, const json_t *v, bool plain)
 {
-    char s[RF_JCS_NUMBER_BYTES];
+    char s[RF_JCS_NUMBER_BYTES + 2];
     int n;
 
     if (json_is_integer(v))
-        n = integer_text(json_integer_value(v), s);
+        n = plain ? int_text((int64_t)json_integer_value(v), s)
+                  : integer_text(json_integer_value(v), s);
     else
         n = rf_jcs_number(json_real_value(v), s);
     if (n < 0)
         return n;
+    if (plain && json_is_real(v) && !memchr(s, '.', (size_t)n) && !memchr(s, 'e', (size_t)n)) {
+        s[n++] = '.';
+        s[n++] = '0';
+    }
     return buf_put(b, s, (size_t)n);
 }
 
@@ -732,7 +763,7 @@ static int write_value(struct jcs_ctx *c, const json_t *v, unsigned depth)
         return write_string(c->out, json_string_value(v), json_string_length(v));
     case JSON_INTEGER:
     case JSON_REAL:
-        return write_number(c->out, v);
+        return write_number(c->out, v, c->plain);
     case JSON_TRUE:
         return buf_put(c->out, "true", 4);
     case JSON_FALSE:
@@ -743,10 +774,10 @@ static int write_value(struct jcs_ctx *c, const json_t *v, unsigned depth)
     return -EINVAL;
 }
 
-int rf_jcs_write(const json_t *v, struct rf_buf *b)
+static int write_top(const json_t *v, struct rf_buf *b, bool plain)
 {
     struct jcs_member local[RF_JCS_MEMBERS_LOCAL];
-    struct jcs_ctx c = {.out = b, .ms = local, .cap = RF_JCS_MEMBERS_LOCAL};
+    struct jcs_ctx c = {.out = b, .ms = local, .cap = RF_JCS_MEMBERS_LOCAL, .plain = plain};
     size_t len0 = b->len;
     int rc;
 
@@ -757,6 +788,16 @@ int rf_jcs_write(const json_t *v, struct rf_buf *b)
     if (rc < 0)
         b->len = len0;
     return rc < 0 ? rc : 0;
+}
+
+int rf_jcs_write(const json_t *v, struct rf_buf *b)
+{
+    return write_top(v, b, false);
+}
+
+int rf_json_write(const json_t *v, struct rf_buf *b)
+{
+    return write_top(v, b, true);
 }
 
 /* --- lineage ----------------------------------------------------------------------------- */

@@ -460,32 +460,47 @@ static void token_of(const struct rf_api *api, const char *id, char out[33])
     out[32] = '\0';
 }
 
-/* The submission's answer, written directly: it is the hot path of the API. */
+/* Append the NUL-terminated s at *o and advance it. */
+static inline void put_cstr(char **o, const char *s)
+{
+    size_t n = strlen(s);
+
+    memcpy(*o, s, n);
+    *o += n;
+}
+
+/* The submission's answer, written directly into a stack buffer: it is the API's hot path.
+ * Every variable part has a bounded length and needs no escaping: the id (26 Crockford
+ * base32), the graph name ([a-z0-9._-]{1,64}), the version, the status and token. */
 static void submitted(struct rf_api *api, struct rf_hreq *r, struct rf_xrec *x, int status)
 {
-    struct rf_buf b = {0};
-    const char *id = x->id, *st = rf_status_name(rf_exec_status(x->ex));
-    const char *graph = rf_plan_name(x->plan);
-    char token[33], tail[512];
-    int n;
+    static const char *const link[] = {"\",\"links\":{\"self\":\"/v1/executions/",
+                                       "\",\"events\":\"/v1/executions/",
+                                       "/events\",\"result\":\"/v1/executions/",
+                                       "/result\",\"ws\":\"/v1/ws?execution_id="};
+    const char *id = x->id, *graph = rf_plan_name(x->plan);
+    char buf[768], token[33], ver[12], *o = buf;
 
+    RF_ASSERT(strlen(graph) <= 64);
     token_of(api, id, token);
-    rf_buf_reserve(&b, 640);
-    rf_buf_append(&b, "{\"id\":\"", 7);
-    rf_buf_append(&b, id, RF_EXEC_ID_LEN - 1);
-    rf_buf_append(&b, "\",\"graph\":", 10);
-    rf_json_write_str(&b, graph, strlen(graph));
-    n = snprintf(tail, sizeof(tail),
-                 ",\"version\":%u,\"status\":\"%s\",\"token\":\"%s\",\"links\":{"
-                 "\"self\":\"/v1/executions/%s\",\"events\":\"/v1/executions/%s/events\","
-                 "\"result\":\"/v1/executions/%s/result\","
-                 "\"ws\":\"/v1/ws?execution_id=%s\"}}",
-                 rf_plan_version(x->plan), st, token, id, id, id, id);
-    if (rf_buf_append(&b, tail, (size_t)n) < 0)
-        rf_resp_error(&r->x, 500, "no_memory", NULL, NULL, "out of memory");
-    else
-        rf_resp(&r->x, status, "application/json", NULL, b.p, b.len);
-    rf_buf_free(&b);
+    snprintf(ver, sizeof(ver), "%u", rf_plan_version(x->plan));
+    put_cstr(&o, "{\"id\":\"");
+    put_cstr(&o, id);
+    put_cstr(&o, "\",\"graph\":\"");
+    put_cstr(&o, graph);
+    put_cstr(&o, "\",\"version\":");
+    put_cstr(&o, ver);
+    put_cstr(&o, ",\"status\":\"");
+    put_cstr(&o, rf_status_name(rf_store_status(x)));
+    put_cstr(&o, "\",\"token\":\"");
+    put_cstr(&o, token);
+    for (size_t i = 0; i < RF_ARRAY_LEN(link); i++) {
+        put_cstr(&o, link[i]);
+        put_cstr(&o, id);
+    }
+    put_cstr(&o, "\"}}");
+    RF_ASSERT(o <= buf + sizeof(buf));
+    rf_resp(&r->x, status, "application/json", NULL, buf, (size_t)(o - buf));
 }
 
 /* Check the envelope {inputs, version?, idempotency_key?, priority?, tags?}. Problems are
@@ -624,7 +639,7 @@ static json_t *exec_summary(struct rf_xrec *x)
 {
     return json_pack("{s:s, s:s, s:i, s:s, s:o, s:o}", "id", x->id, "graph",
                      rf_plan_name(x->plan), "version", (json_int_t)rf_plan_version(x->plan),
-                     "status", rf_status_name(rf_exec_status(x->ex)), "tags",
+                     "status", rf_status_name(rf_store_status(x)), "tags",
                      x->tags ? json_incref(x->tags) : json_array(), "created_at",
                      ts_json(x->created_us));
 }
@@ -707,10 +722,13 @@ static void exec_cancel(struct rf_api *api, struct rf_hreq *r, struct rf_xrec *x
     r->x.route = RF_ROUTE_CANCEL;
     if (r->h->method != RF_HTTP_POST)
         return method_not_allowed(r, "POST");
-    rf_exec_cancel(x->ex);
+    rf_exec *ex = rf_store_exec(x); /* NULL once finished: nothing left to cancel */
+    if (ex)
+        rf_exec_cancel(ex);
+    rf_exec_release(ex);
     rf_resp_json(&r->x, 202, NULL,
                  json_pack("{s:s, s:s}", "id", x->id, "status",
-                           rf_status_name(rf_exec_status(x->ex))));
+                           rf_status_name(rf_store_status(x))));
 }
 
 /* --- long polls: events and results ---------------------------------------------------- */
@@ -764,24 +782,34 @@ static bool events_page(struct rf_rctx *rx, struct rf_xrec *x, uint64_t after, u
     return true;
 }
 
-/* Answer a result request: true when answered (terminal, or `must`). */
+/* Answer a result request: true when answered (terminal, or `must`). Terminal only once
+ * the done callback ran: the output is final then. */
 static bool result_page(struct rf_rctx *rx, struct rf_xrec *x, bool must)
 {
-    /* Terminal only once the done callback ran: the output is final then. */
-    bool done = rf_store_done(x);
-    rf_status st = rf_exec_status(x->ex);
+    struct rf_slice out, err;
+    struct rf_buf b = {0};
+    rf_status st;
 
-    if (!done || !rf_status_terminal(st)) {
+    if (!rf_store_result(x, &st, &out, &err)) {
         if (!must)
             return false;
-        rf_resp_json(rx, 202, NULL, json_pack("{s:s}", "status", rf_status_name(st)));
+        rf_resp_json(rx, 202, NULL, json_pack("{s:s}", "status", rf_status_name(rf_store_status(x))));
         return true;
     }
-    json_t *out = rf_exec_output(x->ex);
-    const json_t *err = rf_exec_error(x->ex);
-    rf_resp_json(rx, 200, NULL,
-                 json_pack("{s:s, s:o, s:O}", "status", rf_status_name(st), "output",
-                           out ? out : json_null(), "error", err ? err : json_null()));
+    const char *name = rf_status_name(st);
+    if (rf_buf_reserve(&b, 40 + strlen(name) + out.n + err.n) < 0) {
+        rf_resp_error(rx, 500, "no_memory", NULL, NULL, "out of memory");
+        return true;
+    }
+    rf_buf_append(&b, "{\"status\":\"", 11);
+    rf_buf_append(&b, name, strlen(name));
+    rf_buf_append(&b, "\",\"output\":", 11);
+    rf_buf_append(&b, out.p, out.n);
+    rf_buf_append(&b, ",\"error\":", 9);
+    rf_buf_append(&b, err.p, err.n);
+    rf_buf_append(&b, "}", 1);
+    rf_resp(rx, 200, "application/json", NULL, b.p, b.len);
+    rf_buf_free(&b);
     return true;
 }
 

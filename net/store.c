@@ -22,12 +22,13 @@
 #include <string.h>
 
 #include "engine/alloc.h"
+#include "engine/jcs.h"
 #include "engine/xdoc.h"
 #include "net/metrics.h"
 #include "net/store.h"
 
 #define RF_STORE_STRIPES   64u
-#define RF_EVENTS_CAP_INIT 16u
+#define RF_ALIGN_UP(n, a) (((n) + (a)-1) / (a) * (a))
 
 struct stripe {
     rf_spin lock;
@@ -97,6 +98,28 @@ static void chain_del(struct rf_xrec **head, struct rf_xrec *x, size_t off)
 
 /* --- records ------------------------------------------------------------------------- */
 
+/* Event texts live in chunks that never move (readers on other shards hold pointers into
+ * them while they hold the record) and are freed with the record. The first chunk is part
+ * of the record's own allocation, sized for the events a run of the plan usually makes,
+ * so a small execution's whole record is one block: retiring it is one free. */
+struct rf_evchunk {
+    struct rf_evchunk *next;
+    uint32_t used, cap;
+    _Alignas(uint32_t) char data[];
+};
+
+/* What a finished execution keeps of itself: the texts of its inputs, output and error,
+ * one after another in data[]. */
+struct rf_xfinal {
+    rf_status status;
+    uint32_t in_len, out_len, err_len;
+    char data[];
+};
+
+#define RF_EVT_GUESS_BYTES 256u  /* a typical event's text, for the first chunk */
+#define RF_EVCHUNK_MIN     1024u /* later chunks: at least this, doubling */
+#define RF_EVCHUNK_FIRST_MAX (16u << 10)
+
 struct rf_xrec *rf_xrec_retain(struct rf_xrec *x)
 {
     atomic_fetch_add_explicit(&x->refs, 1, memory_order_relaxed); /* the caller holds one */
@@ -105,11 +128,18 @@ struct rf_xrec *rf_xrec_retain(struct rf_xrec *x)
 
 static void xrec_free(struct rf_xrec *x)
 {
-    for (uint32_t i = 0; i < x->nev; i++)
-        rf_free(x->ev[i]);
-    rf_free(x->ev);
-    rf_free(x->node_start_us);
+    struct rf_evchunk *c = x->chunks;
+
+    /* The first chunk is inside x's block: free the later ones only. */
+    while (c && c->next) {
+        struct rf_evchunk *next = c->next;
+        rf_free(c);
+        c = next;
+    }
+    if (x->ev != (struct rf_evt **)(x + 1))
+        rf_free(x->ev);
     rf_free(x->idem);
+    rf_free(x->fin);
     json_decref(x->tags);
     rf_exec_release(x->ex);
     rf_plan_release(x->plan);
@@ -123,27 +153,134 @@ void rf_xrec_release(struct rf_xrec *x)
         xrec_free(x);
 }
 
+/* One block: the record, its first ev[] array, node_start_us[] and the first chunk. */
 static struct rf_xrec *xrec_new(struct rf_store *st, const struct rf_store_submit *s)
 {
-    struct rf_xrec *x = rf_calloc(1, sizeof(*x));
     uint32_t n = rf_plan_nodes(s->plan);
+    uint32_t evs = RF_MIN(2 * n + 3, 64u); /* queued, started, 2 per node, the end */
+    uint32_t first = RF_MIN(evs * RF_EVT_GUESS_BYTES, RF_EVCHUNK_FIRST_MAX);
+    size_t ev_off = sizeof(struct rf_xrec);
+    size_t ns_off = ev_off + evs * sizeof(struct rf_evt *);
+    size_t ch_off = RF_ALIGN_UP(ns_off + n * sizeof(int64_t), 8);
+    struct rf_xrec *x = rf_malloc(ch_off + sizeof(struct rf_evchunk) + first);
 
     if (!x)
         return NULL;
+    memset(x, 0, ch_off);
     x->st = st;
     x->account = RF_ACCOUNT_DEFAULT;
     x->plan = rf_plan_retain(s->plan);
     atomic_init(&x->refs, 1); /* the caller's, becomes the index's */
+    atomic_init(&x->accepted, false);
     x->created_us = rf_wall_us();
-    x->node_start_us = n ? rf_calloc(n, sizeof(int64_t)) : NULL;
+    x->ev = (struct rf_evt **)((char *)x + ev_off);
+    x->evcap = evs;
+    x->node_start_us = (int64_t *)((char *)x + ns_off);
+    x->chunks = (struct rf_evchunk *)((char *)x + ch_off);
+    x->chunks->next = NULL;
+    x->chunks->used = 0;
+    x->chunks->cap = first;
     x->idem = s->idem ? rf_strdup(s->idem) : NULL;
     x->tags = s->tags ? json_incref((json_t *)s->tags) : NULL;
     x->graph_metric = st->m ? rf_metrics_graph(st->m, rf_plan_name(s->plan)) : 0;
-    if ((n && !x->node_start_us) || (s->idem && !x->idem)) {
+    if (s->idem && !x->idem) {
         xrec_free(x);
         return NULL;
     }
     return x;
+}
+
+/* Room for one event of `len` text bytes in x's chunks (callback thread only: one
+ * callback at a time per execution). NULL when out of memory. */
+static struct rf_evt *evt_alloc(struct rf_xrec *x, uint32_t len)
+{
+    struct rf_evchunk *c = x->chunks;
+    uint32_t need = RF_ALIGN_UP((uint32_t)sizeof(struct rf_evt) + len + 1, 4);
+
+    if (c->cap - c->used < need) {
+        uint32_t cap = RF_MAX(RF_MAX(c->cap * 2, RF_EVCHUNK_MIN), need);
+        struct rf_evchunk *nc = rf_malloc(sizeof(*nc) + cap);
+        if (!nc)
+            return NULL;
+        nc->used = 0;
+        nc->cap = cap;
+        /* The newest chunk first, the record's own block stays last (see xrec_free). */
+        nc->next = c;
+        x->chunks = c = nc;
+    }
+    struct rf_evt *e = (struct rf_evt *)(c->data + c->used);
+    c->used += need;
+    return e;
+}
+
+/* The summary a finished execution keeps; NULL when out of memory (the execution is then
+ * kept instead). */
+static struct rf_xfinal *final_new(rf_exec *ex)
+{
+    struct rf_buf *b = &ev_scratch;
+    const json_t *in = rf_exec_inputs(ex), *err = rf_exec_error(ex);
+    json_t *out = rf_exec_output(ex);
+    uint32_t in_len, out_len;
+    struct rf_xfinal *f = NULL;
+
+    b->len = 0;
+    if ((in ? rf_json_write(in, b) : rf_buf_append(b, "{}", 2)) < 0)
+        b->len = 0, rf_buf_append(b, "null", 4);
+    in_len = (uint32_t)b->len;
+    if (!out || rf_json_write(out, b) < 0)
+        rf_buf_append(b, "null", 4);
+    out_len = (uint32_t)b->len - in_len;
+    if (!err || rf_json_write(err, b) < 0)
+        rf_buf_append(b, "null", 4);
+    if (b->len >= in_len + out_len + 4 && (f = rf_malloc(sizeof(*f) + b->len)) != NULL) {
+        f->status = rf_exec_status(ex);
+        f->in_len = in_len;
+        f->out_len = out_len;
+        f->err_len = (uint32_t)b->len - in_len - out_len;
+        memcpy(f->data, b->p, b->len);
+    }
+    json_decref(out);
+    return f;
+}
+
+rf_status rf_store_status(struct rf_xrec *x)
+{
+    rf_status st = RF_ST_QUEUED;
+
+    rf_spin_lock(&x->lock);
+    if (x->fin)
+        st = x->fin->status;
+    else if (x->ex)
+        st = rf_exec_status(x->ex);
+    rf_spin_unlock(&x->lock);
+    return st;
+}
+
+rf_exec *rf_store_exec(struct rf_xrec *x)
+{
+    rf_exec *ex;
+
+    rf_spin_lock(&x->lock);
+    ex = x->ex ? rf_exec_retain(x->ex) : NULL;
+    rf_spin_unlock(&x->lock);
+    return ex;
+}
+
+bool rf_store_result(struct rf_xrec *x, rf_status *st, struct rf_slice *output,
+                     struct rf_slice *error)
+{
+    struct rf_xfinal *f;
+
+    rf_spin_lock(&x->lock);
+    f = x->done ? x->fin : NULL;
+    rf_spin_unlock(&x->lock);
+    if (!f)
+        return false;
+    /* fin is immutable once published and lives as long as x. */
+    *st = f->status;
+    *output = (struct rf_slice){f->data + f->in_len, f->out_len};
+    *error = (struct rf_slice){f->data + f->in_len + f->out_len, f->err_len};
+    return true;
 }
 
 /* --- the engine's callbacks --------------------------------------------------------- */
@@ -180,40 +317,56 @@ static void node_metrics(struct rf_xrec *x, const rf_event *ev)
     rf_metrics_node(x->st->m, p->nodes[ev->node].kind->index, st, lat);
 }
 
+/* A bigger ev[] for x (callback thread): the copy is made outside the lock, the swap
+ * under it. NULL when out of memory. */
+static struct rf_evt **ev_grow(struct rf_xrec *x, uint32_t *cap)
+{
+    struct rf_evt **nv;
+
+    *cap = x->evcap * 2;
+    nv = rf_malloc(*cap * sizeof(*nv));
+    if (nv) {
+        rf_spin_lock(&x->lock);
+        memcpy(nv, x->ev, x->nev * sizeof(*nv));
+        rf_spin_unlock(&x->lock);
+    }
+    return nv;
+}
+
 static void on_event(void *ud, const rf_event *ev)
 {
     struct rf_xrec *x = ud;
     struct rf_buf *b = &ev_scratch;
-    struct rf_evt *e = NULL;
+    struct rf_evt *e = NULL, **nv = NULL, **old = NULL;
+    bool keep = x->nev < x->st->cfg.events_max && x->nev == ev->seq - 1;
+    uint32_t cap = 0;
 
+    /* Only this callback writes nev, ev and the chunks; readers copy under the lock. */
     b->len = 0;
-    if (rf_event_write(b, ev) == 0 && (e = rf_malloc(sizeof(*e) + b->len + 1)) != NULL) {
+    if (keep && rf_event_write(b, ev) == 0 && (e = evt_alloc(x, (uint32_t)b->len)) != NULL) {
         e->len = (uint32_t)b->len;
         memcpy(e->s, b->p, b->len);
         e->s[b->len] = '\0';
+        if (x->nev == x->evcap && !(nv = ev_grow(x, &cap)))
+            e = NULL;
     }
     if (ev->type == RF_EV_EXECUTION_STARTED && x->st->m)
         rf_metrics_exec_started(x->st->m, x->graph_metric);
     node_metrics(x, ev);
     rf_spin_lock(&x->lock);
-    if (e && x->nev < x->st->cfg.events_max && x->nev == ev->seq - 1) {
-        if (x->nev == x->evcap) {
-            uint32_t cap = x->evcap ? x->evcap * 2 : RF_EVENTS_CAP_INIT;
-            struct rf_evt **nv = rf_realloc(x->ev, cap * sizeof(*nv));
-            if (!nv)
-                goto drop;
-            x->ev = nv;
-            x->evcap = cap;
-        }
-        x->ev[x->nev++] = e;
-        e = NULL;
-    } else {
-    drop:
-        x->dropped++;
+    if (nv) {
+        old = x->ev;
+        x->ev = nv;
+        x->evcap = cap;
     }
+    if (e)
+        x->ev[x->nev++] = e;
+    else
+        x->dropped++;
     watchers_post(x);
     rf_spin_unlock(&x->lock);
-    rf_free(e);
+    if (old && old != (struct rf_evt **)(x + 1))
+        rf_free(old);
 }
 
 static void fifo_push_locked(struct rf_store *st, struct rf_xrec *x)
@@ -292,10 +445,21 @@ static void on_done(void *ud, rf_exec *ex)
         rf_metrics_exec_finished(st->m, x->graph_metric, rf_exec_status(ex),
                                  now > x->created_us ? (uint64_t)(now - x->created_us) : 0);
     }
+    struct rf_xfinal *fin = final_new(ex);
+    rf_exec *retired = NULL;
+
     rf_spin_lock(&x->lock);
     x->done = true;
+    if (fin) {
+        x->fin = fin;
+        retired = x->ex; /* NULL when done came before rf_store_submit stored it */
+        x->ex = NULL;
+    }
     watchers_post(x);
     rf_spin_unlock(&x->lock);
+    /* Released while hot, on the shard that ran it: the engine frees it after this
+     * callback (it holds its own reference until then). */
+    rf_exec_release(retired);
     rf_spin_lock(&st->list_lock);
     x->finished = true;
     if (x->listed) {
@@ -363,7 +527,8 @@ static int idem_claim(struct rf_store *st, struct rf_xrec *x, const char *key,
     rf_spin_lock(stripe_of(st, b));
     for (struct rf_xrec *y = st->by_idem[b]; y; y = y->inext)
         if (idem_match(y, graph, key)) {
-            if (!y->ex)
+            /* Acquire: pairs with rf_store_submit's release; y's id is complete. */
+            if (!atomic_load_explicit(&y->accepted, memory_order_acquire))
                 rc = -EINPROGRESS;
             else
                 *found = rf_xrec_retain(y);
@@ -452,8 +617,15 @@ int rf_store_submit(struct rf_store *st, struct rf_store_submit *s, struct rf_xr
     }
     memcpy(x->id, rf_exec_id(ex), RF_EXEC_ID_LEN);
     x->created_us = ex->created_us;
+    rf_spin_lock(&x->lock);
+    if (!x->fin) {
+        x->ex = ex; /* ours until done */
+        ex = NULL;
+    }
+    rf_spin_unlock(&x->lock);
+    rf_exec_release(ex); /* it finished already: its summary is all we keep */
     /* Release: a thread that finds x through the idempotency chain reads a complete x. */
-    atomic_store_explicit((_Atomic(rf_exec *) *)&x->ex, ex, memory_order_release);
+    atomic_store_explicit(&x->accepted, true, memory_order_release);
     index_new(st, x);
     *out = x;
     return 0;
@@ -524,17 +696,37 @@ static void doc_apply(struct rf_xdoc *d, const json_t *ids, const struct rf_evt 
     json_decref(o);
 }
 
+/* The execution's inputs (new reference): from the running execution, or parsed back
+ * from a finished one's summary. NULL when out of memory. */
+static json_t *doc_inputs(struct rf_xrec *x)
+{
+    json_t *in = NULL;
+
+    rf_spin_lock(&x->lock);
+    struct rf_xfinal *f = x->fin;
+    rf_exec *ex = f ? NULL : x->ex ? rf_exec_retain(x->ex) : NULL;
+    rf_spin_unlock(&x->lock);
+    if (f)
+        in = json_loadb(f->data, f->in_len, JSON_DECODE_ANY, NULL);
+    else if (ex)
+        in = json_incref((json_t *)rf_exec_inputs(ex));
+    rf_exec_release(ex);
+    return in ? in : json_object();
+}
+
 json_t *rf_store_document(struct rf_xrec *x)
 {
     uint32_t n = 0, nodes = rf_plan_nodes(x->plan);
     const struct rf_evt **ev = events_all(x, &n);
     json_t *tags = x->tags ? json_incref(x->tags) : json_array(); /* the API's tags: [] */
-    struct rf_xdoc *d = tags ? rf__xdoc_new(x->plan, x->id, rf_exec_inputs(x->ex), tags,
-                                            x->created_us)
-                             : NULL;
+    json_t *inputs = doc_inputs(x);
+    struct rf_xdoc *d = tags && inputs ? rf__xdoc_new(x->plan, x->id, inputs, tags,
+                                                      x->created_us)
+                                       : NULL;
     json_t *ids = json_object(), *doc = NULL;
 
     json_decref(tags);
+    json_decref(inputs);
     if (!d || !ids || (n && !ev))
         goto out;
     for (uint32_t i = 0; i < nodes; i++)
@@ -632,7 +824,7 @@ static bool matches(const struct rf_xrec *x, const struct rf_store_filter *f)
 {
     if (f->graph && strcmp(rf_plan_name(x->plan), f->graph) != 0)
         return false;
-    if (f->status >= 0 && (int)rf_exec_status(x->ex) != f->status)
+    if (f->status >= 0 && (int)rf_store_status((struct rf_xrec *)x) != f->status)
         return false;
     return !f->tag || has_tag(x, f->tag);
 }
@@ -752,22 +944,35 @@ static int put_u64(struct rf_buf *b, const char *key, uint64_t v)
 
 static int put_json(struct rf_buf *b, const char *key, const json_t *v)
 {
-    size_t need;
+    int rc;
 
     if (put_raw(b, ",\"") < 0 || put_raw(b, key) < 0 || put_raw(b, "\":") < 0)
         return -ENOMEM;
-    /* One dump into the room there is; a second only when it did not fit. */
-    if (rf_buf_reserve(b, 256) < 0)
+    rc = rf_json_write(v, b);
+    if (rc == -ENOMEM)
+        return rc;
+    return rc < 0 ? put_raw(b, "null") : 0; /* not JSON (a NaN, bad UTF-8): shown as null */
+}
+
+/* ,"key":"s" for a string that needs no escaping by construction (ids, names that the plan
+ * checked against [A-Za-z0-9._-], timestamps, hex): one reserve, two copies. */
+static int put_plain(struct rf_buf *b, const char *key, const char *s)
+{
+    size_t kl = strlen(key), sl = strlen(s);
+
+    if (rf_buf_reserve(b, kl + sl + 6) < 0)
         return -ENOMEM;
-    need = json_dumpb(v, b->p + b->len, b->cap - b->len, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (need == 0)
-        return put_raw(b, "null");
-    if (need > b->cap - b->len) {
-        if (rf_buf_reserve(b, need) < 0)
-            return -ENOMEM;
-        json_dumpb(v, b->p + b->len, need, JSON_COMPACT | JSON_ENCODE_ANY);
-    }
-    b->len += need;
+    char *o = b->p + b->len;
+    *o++ = ',';
+    *o++ = '"';
+    memcpy(o, key, kl);
+    o += kl;
+    memcpy(o, "\":\"", 3);
+    o += 3;
+    memcpy(o, s, sl);
+    o += sl;
+    *o++ = '"';
+    b->len = (size_t)(o - b->p);
     return 0;
 }
 
@@ -794,23 +999,24 @@ int rf_event_write(struct rf_buf *b, const rf_event *ev)
 {
     char ts[RF_TS_LEN];
     size_t len0 = b->len;
-    int rc = put_raw(b, "{\"execution_id\":");
+    int rc = put_raw(b, "{\"execution_id\":\"");
 
-    rc |= rf_json_write_str(b, ev->exec_id, strlen(ev->exec_id));
+    rc |= put_raw(b, ev->exec_id);
+    rc |= put_raw(b, "\"");
     rc |= put_u64(b, "seq", ev->seq);
-    rc |= put_str(b, "ts", rf_fmt_ts(ev->ts_us, ts));
-    rc |= put_str(b, "type", rf_event_type_name(ev->type));
+    rc |= put_plain(b, "ts", rf_fmt_ts(ev->ts_us, ts));
+    rc |= put_plain(b, "type", rf_event_type_name(ev->type));
     if (ev->parent_exec_id)
         rc |= put_parent(b, ev);
     if (ev->node_id) {
-        rc |= put_str(b, "node", ev->node_id);
+        rc |= put_plain(b, "node", ev->node_id);
         if (ev->item >= 0)
             rc |= put_u64(b, "item", (uint64_t)ev->item);
         rc |= put_u64(b, "attempt", ev->attempt);
         rc |= put_raw(b, ev->cached ? ",\"cached\":true" : ",\"cached\":false");
     }
     if (ev->lineage_hash)
-        rc |= put_str(b, "lineage_hash", ev->lineage_hash);
+        rc |= put_plain(b, "lineage_hash", ev->lineage_hash);
     if (ev->params)
         rc |= put_json(b, "params", ev->params);
     if (ev->output)

@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "engine/internal.h"
+#include "net/http1.h"
 #include "ringflow.h"
 #include "sched/shard.h"
 
@@ -61,25 +62,31 @@ struct rf_watch {
     void (*dispose)(struct rf_watch *w);    /* on sh, once unwatched and no post queued */
 };
 
+struct rf_xfinal; /* a finished execution's status, inputs, output and error (store.c) */
+struct rf_evchunk; /* event text storage (store.c) */
+
 struct rf_xrec {
     char id[RF_EXEC_ID_LEN];
     uint32_t account;
-    _Atomic uint32_t refs; /* index + lookups + watchers */
-    rf_exec *ex;           /* NULL while a placeholder for an idempotency key */
-    rf_plan *plan;         /* retained */
-    char *idem;            /* the idempotency key or NULL */
-    json_t *tags;          /* array of strings or NULL */
+    _Atomic uint32_t refs;  /* index + lookups + watchers */
+    _Atomic bool accepted;  /* false while a placeholder for an idempotency key */
+    rf_plan *plan;          /* retained */
+    char *idem;             /* the idempotency key or NULL */
+    json_t *tags;           /* array of strings or NULL */
     int64_t created_us;
-    uint32_t graph_metric; /* index of the graph in the metrics */
+    uint32_t graph_metric;  /* index of the graph in the metrics */
     struct rf_store *st;
+    int64_t *node_start_us; /* per node, for the node latency histogram (callback only) */
+    struct rf_evchunk *chunks; /* where event texts live (callback appends, free frees) */
 
     rf_spin lock; /* the fields below */
+    rf_exec *ex;  /* retained while running; released once done (its summary is `fin`) */
+    struct rf_xfinal *fin; /* set once done */
     struct rf_evt **ev;
     uint32_t nev, evcap;
     uint32_t dropped;   /* events past events_max, not kept */
     bool done;          /* the done callback ran: no event will follow */
     struct rf_watch *watchers;
-    int64_t *node_start_us; /* per node, for the node latency histogram */
 
     /* index: under the stripe lock (hnext, inext) or the list lock (the rest) */
     struct rf_xrec *hnext, *inext;
@@ -133,6 +140,19 @@ json_t *rf_store_document(struct rf_xrec *x);
 
 /* True once the done callback ran: no event will follow and the status is final. */
 bool rf_store_done(struct rf_xrec *x);
+
+/* The execution's status now (final once done). Any thread. */
+rf_status rf_store_status(struct rf_xrec *x);
+
+/* The running execution, retained (the caller releases it), or NULL once it is done: a
+ * finished record keeps only its summary, so that the execution's memory goes back while
+ * it is still hot and a record held for queries costs its event texts and little more. */
+rf_exec *rf_store_exec(struct rf_xrec *x);
+
+/* A finished execution's final status and its output and error as JSON texts ("null" when
+ * absent), valid while x is held. False while it runs. Any thread. */
+bool rf_store_result(struct rf_xrec *x, rf_status *st, struct rf_slice *output,
+                     struct rf_slice *error);
 
 /* Start / stop watching. Both on w->sh's thread; w->notify, dispose, sh set by the caller.
  * rf_store_watch retains x. rf_store_unwatch releases it and disposes w now, or from the
