@@ -472,14 +472,43 @@ static inline uint64_t load_tail(const uint8_t *s, size_t n)
 /* A JSON string of len bytes (NULs allowed) with RFC 8785's minimal escapes. Eight bytes
  * at a time: plain runs are skipped whole and copied once; the tail is read into a word
  * padded with spaces (plain), so short strings take one step. */
+static int write_string_slow(struct rf_buf *b, const uint8_t *s, size_t len);
+
+/* The common case first: a string with nothing to escape and no multi-byte character is
+ * found so in one pass and copied whole into the room reserved for it. */
 static int write_string(struct rf_buf *b, const char *str, size_t len)
 {
     const uint8_t *s = (const uint8_t *)str;
-    size_t i = 0, run = 0;
+    size_t i = 0;
     int rc;
 
     if (len > RF_BUF_BYTES_MAX - 2 || (rc = buf_reserve(b, len + 2)) < 0)
         return -ENOMEM;
+    while (i < len) {
+        uint64_t w;
+        size_t left = len - i;
+        if (left >= 8)
+            memcpy(&w, s + i, 8);
+        else
+            w = load_tail(s + i, left);
+        if (special_bytes(w))
+            return write_string_slow(b, s, len);
+        i += left >= 8 ? 8 : left;
+    }
+    char *o = b->p + b->len;
+    o[0] = '"';
+    memcpy(o + 1, s, len);
+    o[len + 1] = '"';
+    b->len += len + 2;
+    return 0;
+}
+
+/* Escapes and UTF-8 checks; room for len + 2 is reserved. */
+static int write_string_slow(struct rf_buf *b, const uint8_t *s, size_t len)
+{
+    size_t i = 0, run = 0;
+    int rc;
+
     b->p[b->len++] = '"';
     while (i < len) {
         uint64_t w, m;

@@ -914,6 +914,24 @@ static int put_raw(struct rf_buf *b, const char *s)
     return rf_buf_append(b, s, strlen(s));
 }
 
+/* The fixed part of an event is written through a cursor into room reserved once: every
+ * field there has a bounded length and needs no escaping (ids are Crockford base32, node
+ * ids and names were checked against [A-Za-z0-9._-] by the plan, timestamps, numbers and
+ * hex digits). RF_EVENT_HEAD_MAX bounds it, parent included. */
+#define RF_EVENT_HEAD_MAX 640u
+
+/* Append a string literal (its length known at compile time). */
+#define CUR_LIT(o, lit) (memcpy((o), (lit), sizeof(lit) - 1), (o) += sizeof(lit) - 1)
+
+static inline char *cur_str(char *o, const char *s)
+{
+    size_t n = strlen(s);
+
+    RF_DASSERT(n <= 64);
+    memcpy(o, s, n);
+    return o + n;
+}
+
 /* Decimal digits of v, right-aligned in end[-20..0); returns the first. */
 static char *u64_digits(uint64_t v, char *end)
 {
@@ -923,23 +941,13 @@ static char *u64_digits(uint64_t v, char *end)
     return end;
 }
 
-static int put_u64(struct rf_buf *b, const char *key, uint64_t v)
+static inline char *cur_u64(char *o, uint64_t v)
 {
     char tmp[20], *d = u64_digits(v, tmp + sizeof(tmp));
-    size_t kl = strlen(key), dl = (size_t)(tmp + sizeof(tmp) - d);
+    size_t n = (size_t)(tmp + sizeof(tmp) - d);
 
-    if (rf_buf_reserve(b, kl + dl + 4) < 0)
-        return -ENOMEM;
-    char *o = b->p + b->len;
-    *o++ = ',';
-    *o++ = '"';
-    memcpy(o, key, kl);
-    o += kl;
-    *o++ = '"';
-    *o++ = ':';
-    memcpy(o, d, dl);
-    b->len = (size_t)(o + dl - b->p);
-    return 0;
+    memcpy(o, d, n);
+    return o + n;
 }
 
 static int put_json(struct rf_buf *b, const char *key, const json_t *v)
@@ -954,77 +962,82 @@ static int put_json(struct rf_buf *b, const char *key, const json_t *v)
     return rc < 0 ? put_raw(b, "null") : 0; /* not JSON (a NaN, bad UTF-8): shown as null */
 }
 
-/* ,"key":"s" for a string that needs no escaping by construction (ids, names that the plan
- * checked against [A-Za-z0-9._-], timestamps, hex): one reserve, two copies. */
-static int put_plain(struct rf_buf *b, const char *key, const char *s)
+static char *cur_parent(char *o, const rf_event *ev)
 {
-    size_t kl = strlen(key), sl = strlen(s);
-
-    if (rf_buf_reserve(b, kl + sl + 6) < 0)
-        return -ENOMEM;
-    char *o = b->p + b->len;
-    *o++ = ',';
+    CUR_LIT(o, ",\"parent\":{\"execution_id\":\"");
+    o = cur_str(o, ev->parent_exec_id);
+    CUR_LIT(o, "\",\"node\":\"");
+    o = cur_str(o, ev->parent_node_id ? ev->parent_node_id : "");
     *o++ = '"';
-    memcpy(o, key, kl);
-    o += kl;
-    memcpy(o, "\":\"", 3);
-    o += 3;
-    memcpy(o, s, sl);
-    o += sl;
-    *o++ = '"';
-    b->len = (size_t)(o - b->p);
-    return 0;
+    if (ev->parent_item >= 0) {
+        CUR_LIT(o, ",\"item\":");
+        o = cur_u64(o, (uint64_t)ev->parent_item);
+    }
+    *o++ = '}';
+    return o;
 }
 
-static int put_str(struct rf_buf *b, const char *key, const char *s)
+/* {"execution_id":..,"seq":..,"ts":..,"type":..[,parent][,node,item,attempt,cached]
+ *  [,lineage_hash] */
+static char *cur_head(char *o, const rf_event *ev)
 {
-    if (put_raw(b, ",\"") < 0 || put_raw(b, key) < 0 || put_raw(b, "\":") < 0)
-        return -ENOMEM;
-    return rf_json_write_str(b, s, strlen(s));
-}
+    char ts[RF_TS_LEN];
 
-static int put_parent(struct rf_buf *b, const rf_event *ev)
-{
-    int rc = put_raw(b, ",\"parent\":{\"execution_id\":");
-
-    rc |= rf_json_write_str(b, ev->parent_exec_id, strlen(ev->parent_exec_id));
-    rc |= put_str(b, "node", ev->parent_node_id ? ev->parent_node_id : "");
-    if (ev->parent_item >= 0)
-        rc |= put_u64(b, "item", (uint64_t)ev->parent_item);
-    rc |= put_raw(b, "}");
-    return rc ? -ENOMEM : 0;
+    CUR_LIT(o, "{\"execution_id\":\"");
+    o = cur_str(o, ev->exec_id);
+    CUR_LIT(o, "\",\"seq\":");
+    o = cur_u64(o, ev->seq);
+    CUR_LIT(o, ",\"ts\":\"");
+    o = cur_str(o, rf_fmt_ts(ev->ts_us, ts));
+    CUR_LIT(o, "\",\"type\":\"");
+    o = cur_str(o, rf_event_type_name(ev->type));
+    *o++ = '"';
+    if (ev->parent_exec_id)
+        o = cur_parent(o, ev);
+    if (ev->node_id) {
+        CUR_LIT(o, ",\"node\":\"");
+        o = cur_str(o, ev->node_id);
+        *o++ = '"';
+        if (ev->item >= 0) {
+            CUR_LIT(o, ",\"item\":");
+            o = cur_u64(o, (uint64_t)ev->item);
+        }
+        CUR_LIT(o, ",\"attempt\":");
+        o = cur_u64(o, ev->attempt);
+        if (ev->cached)
+            CUR_LIT(o, ",\"cached\":true");
+        else
+            CUR_LIT(o, ",\"cached\":false");
+    }
+    if (ev->lineage_hash) {
+        CUR_LIT(o, ",\"lineage_hash\":\"");
+        o = cur_str(o, ev->lineage_hash);
+        *o++ = '"';
+    }
+    return o;
 }
 
 int rf_event_write(struct rf_buf *b, const rf_event *ev)
 {
-    char ts[RF_TS_LEN];
     size_t len0 = b->len;
-    int rc = put_raw(b, "{\"execution_id\":\"");
+    int rc = 0;
 
-    rc |= put_raw(b, ev->exec_id);
-    rc |= put_raw(b, "\"");
-    rc |= put_u64(b, "seq", ev->seq);
-    rc |= put_plain(b, "ts", rf_fmt_ts(ev->ts_us, ts));
-    rc |= put_plain(b, "type", rf_event_type_name(ev->type));
-    if (ev->parent_exec_id)
-        rc |= put_parent(b, ev);
-    if (ev->node_id) {
-        rc |= put_plain(b, "node", ev->node_id);
-        if (ev->item >= 0)
-            rc |= put_u64(b, "item", (uint64_t)ev->item);
-        rc |= put_u64(b, "attempt", ev->attempt);
-        rc |= put_raw(b, ev->cached ? ",\"cached\":true" : ",\"cached\":false");
-    }
-    if (ev->lineage_hash)
-        rc |= put_plain(b, "lineage_hash", ev->lineage_hash);
+    if (rf_buf_reserve(b, RF_EVENT_HEAD_MAX) < 0)
+        return -ENOMEM;
+    char *o = cur_head(b->p + b->len, ev);
+    b->len = (size_t)(o - b->p);
+    RF_ASSERT(b->len - len0 <= RF_EVENT_HEAD_MAX);
     if (ev->params)
         rc |= put_json(b, "params", ev->params);
     if (ev->output)
         rc |= put_json(b, "output", ev->output);
     if (ev->error)
         rc |= put_json(b, "error", ev->error);
-    if (ev->type == RF_EV_NODE_RETRYING)
-        rc |= put_u64(b, "retry_in_ms", ev->retry_in_ms);
+    if (ev->type == RF_EV_NODE_RETRYING) {
+        char num[24], *e = cur_u64(num, ev->retry_in_ms);
+        rc |= put_raw(b, ",\"retry_in_ms\":");
+        rc |= rf_buf_append(b, num, (size_t)(e - num));
+    }
     rc |= put_raw(b, "}");
     if (rc) {
         b->len = len0;

@@ -1053,6 +1053,79 @@ static void test_hex(void **state)
     assert_int_equal(strlen(out), 32);
 }
 
+/* --- rf_json_write: the compact writer for the API and events ------------------------------ */
+
+static void expect_plain(json_t *v, const char *want)
+{
+    struct rf_buf b = {0};
+
+    assert_non_null(v);
+    assert_int_equal(rf_json_write(v, &b), 0);
+    if (b.len != strlen(want) || memcmp(b.p, want, b.len) != 0)
+        fail_msg("rf_json_write gave %.*s, want %s", (int)b.len, b.p, want);
+    rf_buf_free(&b);
+    json_decref(v);
+}
+
+static void test_plain_writer(void **state)
+{
+    (void)state;
+    /* Members keep their order; nothing is sorted. */
+    expect_plain(json_pack("{s:i, s:i, s:i}", "z", 1, "a", 2, "m", 3), "{\"z\":1,\"a\":2,\"m\":3}");
+    expect_plain(json_object(), "{}");
+    expect_plain(json_array(), "[]");
+    expect_plain(json_pack("[n, b, b, s]", 1, 0, "x"), "[null,true,false,\"x\"]");
+    /* Integers are exact over 64 bits (JCS would round them through a double). */
+    expect_plain(json_integer(INT64_MAX), "9223372036854775807");
+    expect_plain(json_integer(INT64_MIN), "-9223372036854775808");
+    expect_plain(json_integer(9007199254740993LL), "9007199254740993");
+    /* Reals read back as reals, with the shortest digits. */
+    expect_plain(json_real(2.0), "2.0");
+    expect_plain(json_real(-0.0), "0.0");
+    expect_plain(json_real(0.1), "0.1");
+    expect_plain(json_real(1e21), "1e+21");
+    expect_plain(json_real(1.5e-7), "1.5e-7");
+    /* Strings: short, long, escapes, multi-byte characters and escapes after a long run. */
+    expect_plain(json_string(""), "\"\"");
+    expect_plain(json_string("abcdefghijklmnopqrstuvwxyz"), "\"abcdefghijklmnopqrstuvwxyz\"");
+    expect_plain(json_string("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\n\\u0001\"");
+    expect_plain(json_string("0123456789 \xc3\xa9t\xc3\xa9 \t"), "\"0123456789 \xc3\xa9t\xc3\xa9 \\t\"");
+    expect_plain(json_pack("{s:{s:[i,{}]}}", "k\"", "x", 1), "{\"k\\\"\":{\"x\":[1,{}]}}");
+}
+
+/* Random documents: what rf_json_write writes, jansson reads back as an equal value. */
+static void test_plain_round_trip(void **state)
+{
+    uint64_t rng = 7;
+
+    (void)state;
+    for (int i = 0; i < 2000; i++) {
+        json_t *v = json_object();
+        for (int k = 0; k < 6; k++) {
+            char key[16];
+            snprintf(key, sizeof(key), "k%d\x7f%d", k, (int)(rng_next(&rng) % 100));
+            uint64_t r = rng_next(&rng);
+            json_t *m;
+            switch (r % 5) {
+            case 0: m = json_integer((json_int_t)rng_next(&rng)); break;
+            case 1: m = json_real((double)(int64_t)rng_next(&rng) / 1e9); break;
+            case 2: m = json_string("tab\there \"q\" \xe2\x82\xac"); break;
+            case 3: m = json_pack("[i, s, n]", (int)(r >> 40), "x"); break;
+            default: m = json_true(); break;
+            }
+            json_object_set_new(v, key, m);
+        }
+        struct rf_buf b = {0};
+        assert_int_equal(rf_json_write(v, &b), 0);
+        json_t *back = json_loadb(b.p, b.len, 0, NULL);
+        assert_non_null(back);
+        assert_true(json_equal(v, back));
+        json_decref(back);
+        json_decref(v);
+        rf_buf_free(&b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1077,6 +1150,8 @@ int main(void)
         cmocka_unit_test(test_lineage_fields),
         cmocka_unit_test(test_lineage_raw_sizes),
         cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_plain_writer),
+        cmocka_unit_test(test_plain_round_trip),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
