@@ -38,7 +38,7 @@ static int config_defaults(rf_config *c)
     if (c->plan_nodes_max == 0)
         c->plan_nodes_max = 10000;
     if (c->run_budget == 0)
-        c->run_budget = 64;
+        c->run_budget = 256;
     if (c->steal_attempts == 0)
         c->steal_attempts = 2 * c->shards;
     if (c->kinds_max == 0)

@@ -106,7 +106,7 @@ typedef struct rf_config {
     uint32_t inflight_per_shard_max; /* executions in flight per shard; 0 = 4096 */
     uint32_t plan_nodes_max;         /* nodes per plan; 0 = 10,000 (the spec's default) */
     uint32_t run_budget;             /* nodes a shard runs between two looks at its ring;
-                                        0 = 64 */
+                                        0 = 256 */
     uint32_t steal_attempts;         /* random victims tried before parking; 0 = 2 x shards */
     uint32_t kinds_max;              /* registered kinds; 0 = 256 */
     uint64_t seed;                   /* jitter and victim selection; 0 = from the clock */

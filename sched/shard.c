@@ -614,6 +614,15 @@ static void loop(struct rf_shard *sh)
         drain_woken(sh);
         drain_posted(sh);
         check_cancels(sh);
+        if (svc && (sh->startq || rf_deque_size_approx(&sh->dq))) {
+            /* Nodes are about to run for a while: send what the completions above
+             * produced (responses) first, so peers are not kept waiting for the run. */
+            svc->flush(svc->ud, sh);
+            if (io_uring_sq_ready(&sh->ring)) {
+                atomic_fetch_add_explicit(&sh->ctr.submits, 1, memory_order_relaxed); /* stat */
+                io_uring_submit(&sh->ring);
+            }
+        }
         start_some(sh);
         uint32_t ran = run_ready(sh, budget);
         bool waiting = sh->tasks_out > 0 || svc;
