@@ -228,8 +228,10 @@ static void ws_closed(void *ud, struct rf_conn *c)
 
     (void)c;
     wc->closed = true;
+    wc->live++; /* a disposal inside the loop must not free wc under us */
     while (wc->subs)
         sub_end(wc->subs);
+    wc->live--;
     wsconn_maybe_free(wc);
 }
 

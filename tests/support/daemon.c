@@ -914,3 +914,97 @@ void rfd_test_filter(void)
     if (p && *p)
         cmocka_set_skip_filter(p);
 }
+
+/* --- raw WebSocket frames ------------------------------------------------------------------- */
+
+int rfd_ws_open_raw(const struct rfd *d, const char *path)
+{
+    struct rfd_ws w;
+
+    memset(&w, 0, sizeof(w));
+    w.fd = rfd_connect(d);
+    if (w.fd < 0)
+        return -1;
+    if (ws_handshake(d, path, &w) < 0) {
+        rfd_close(w.fd);
+        return -1;
+    }
+    return w.fd; /* bytes after the 101 stay buffered for rfd_ws_read_frame */
+}
+
+int rfd_ws_send_frame(int fd, unsigned first_byte, bool masked, const void *p, size_t n)
+{
+    unsigned char h[14], mask[4] = {0x37, 0xfa, 0x21, 0x3d};
+    size_t hl = 0;
+
+    h[hl++] = (unsigned char)first_byte;
+    unsigned char m = masked ? 0x80 : 0;
+    if (n < 126) {
+        h[hl++] = (unsigned char)(m | n);
+    } else if (n <= 0xffff) {
+        h[hl++] = m | 126;
+        h[hl++] = (unsigned char)(n >> 8);
+        h[hl++] = (unsigned char)n;
+    } else {
+        h[hl++] = m | 127;
+        for (int i = 7; i >= 0; i--)
+            h[hl++] = (unsigned char)((uint64_t)n >> (8 * i));
+    }
+    if (masked) {
+        memcpy(h + hl, mask, 4);
+        hl += 4;
+    }
+    unsigned char *frame = malloc(hl + n);
+    if (!frame)
+        return -1;
+    memcpy(frame, h, hl);
+    for (size_t i = 0; i < n; i++)
+        frame[hl + i] = ((const unsigned char *)p)[i] ^ (masked ? mask[i % 4] : 0);
+    int rc = rfd_send_all(fd, frame, hl + n);
+    free(frame);
+    return rc;
+}
+
+int rfd_ws_read_frame(int fd, struct rfd_frame *f, int timeout_ms)
+{
+    struct rbuf *b = buf_of(fd);
+    int64_t deadline = now_ms() + timeout_ms;
+    size_t hl = 2, n;
+
+    memset(f, 0, sizeof(*f));
+    if (!b || need(fd, b, 2, deadline) < 0)
+        return -1;
+    const unsigned char *p = (const unsigned char *)b->p;
+    n = p[1] & 0x7f;
+    if (n == 126)
+        hl = 4;
+    else if (n == 127)
+        hl = 10;
+    if (need(fd, b, hl, deadline) < 0)
+        return -1;
+    p = (const unsigned char *)b->p;
+    if (n == 126)
+        n = (size_t)p[2] << 8 | p[3];
+    else if (n == 127) {
+        n = 0;
+        for (int i = 0; i < 8; i++)
+            n = n << 8 | p[2 + i];
+    }
+    if (p[1] & 0x80) /* a server never masks: report it as a broken frame */
+        return -1;
+    if (n > RFD_FRAME_MAX || need(fd, b, hl + n, deadline) < 0)
+        return -1;
+    p = (const unsigned char *)b->p;
+    f->fin = (p[0] & 0x80) != 0;
+    f->opcode = p[0] & 0x0f;
+    f->len = n;
+    f->data = malloc(n + 1);
+    if (!f->data)
+        return -1;
+    memcpy(f->data, p + hl, n);
+    f->data[n] = '\0';
+    if (f->opcode == 8 && n >= 2)
+        f->close_code = (uint16_t)((unsigned char)f->data[0] << 8 | (unsigned char)f->data[1]);
+    buf_drop(b, hl + n);
+    return 0;
+}

@@ -140,4 +140,23 @@ void rfd_ws_close(struct rfd_ws *w);
  * RF_TEST_FILTER=test_cancel build/release/tests/daemon/test_api. */
 void rfd_test_filter(void);
 
+/* Raw frames, for what the client above never sends (pings, broken frames) and to see
+ * every frame the server sends. rfd_ws_open_raw: handshake on path, then the socket
+ * (close with rfd_close), or -1. */
+int rfd_ws_open_raw(const struct rfd *d, const char *path);
+/* One frame: first_byte is FIN|RSV|opcode as sent (e.g. 0x81 a final text frame, 0x89 a
+ * ping); masked with a fixed key when `masked` (clients must mask). 0 or -1. */
+int rfd_ws_send_frame(int fd, unsigned first_byte, bool masked, const void *p, size_t n);
+#define RFD_FRAME_MAX (1u << 24)
+struct rfd_frame {
+    bool fin;
+    unsigned opcode;     /* 1 text, 2 binary, 8 close, 9 ping, 10 pong */
+    char *data;          /* malloc'd, NUL-terminated; caller frees */
+    size_t len;
+    uint16_t close_code; /* for a close frame with a code, else 0 */
+};
+/* The next frame within timeout_ms: 0, or -1 (timeout, end of stream, or a frame that is
+ * not a server's). */
+int rfd_ws_read_frame(int fd, struct rfd_frame *f, int timeout_ms);
+
 #endif /* RF_TESTS_SUPPORT_DAEMON_H */
