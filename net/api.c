@@ -237,6 +237,7 @@ static json_t *graph_doc(const rf_plan *p)
     json_object_set_new(doc, "version", json_integer(rf_plan_version(p)));
     json_object_set_new(doc, "graph_hash", json_string(rf_plan_hash(p)));
     json_object_set_new(doc, "created_at", ts_json(rf_plan_created_us(p)));
+    json_object_set_new(doc, "account", json_string(RF_ACCOUNT_NAME));
     return doc;
 }
 
@@ -288,8 +289,9 @@ static void graph_put(struct rf_api *api, struct rf_hreq *r, const char *name)
                       NULL, NULL, "%s", rf_strerror(rc));
     } else {
         rf_resp_json(&r->x, created ? 201 : 200, NULL,
-                     json_pack("{s:s, s:i, s:s}", "name", rf_plan_name(p), "version",
-                               (json_int_t)rf_plan_version(p), "graph_hash", rf_plan_hash(p)));
+                     json_pack("{s:s, s:i, s:s, s:s}", "name", rf_plan_name(p), "version",
+                               (json_int_t)rf_plan_version(p), "graph_hash", rf_plan_hash(p),
+                               "account", RF_ACCOUNT_NAME));
     }
     rf_diag_free(&diag);
     rf_plan_release(p);
@@ -343,10 +345,11 @@ static int glist_one(void *ud, const rf_plan *latest)
     }
     rf_plan *first = rf_graph_get(g->api->eng, name, 1);
     json_array_append_new(g->arr,
-                          json_pack("{s:s, s:i, s:o, s:o}", "name", name, "latest_version",
+                          json_pack("{s:s, s:i, s:o, s:o, s:s}", "name", name, "latest_version",
                                     (json_int_t)rf_plan_version(latest), "created_at",
                                     ts_json(first ? rf_plan_created_us(first) : 0),
-                                    "updated_at", ts_json(rf_plan_created_us(latest))));
+                                    "updated_at", ts_json(rf_plan_created_us(latest)),
+                                    "account", RF_ACCOUNT_NAME));
     rf_plan_release(first);
     return 0;
 }
@@ -637,11 +640,11 @@ out:
 
 static json_t *exec_summary(struct rf_xrec *x)
 {
-    return json_pack("{s:s, s:s, s:i, s:s, s:o, s:o}", "id", x->id, "graph",
+    return json_pack("{s:s, s:s, s:i, s:s, s:o, s:o, s:s}", "id", x->id, "graph",
                      rf_plan_name(x->plan), "version", (json_int_t)rf_plan_version(x->plan),
                      "status", rf_status_name(rf_store_status(x)), "tags",
                      x->tags ? json_incref(x->tags) : json_array(), "created_at",
-                     ts_json(x->created_us));
+                     ts_json(x->created_us), "account", RF_ACCOUNT_NAME);
 }
 
 static void list_one(void *ud, struct rf_xrec *x)
@@ -712,7 +715,7 @@ static void exec_get(struct rf_api *api, struct rf_hreq *r, struct rf_xrec *x)
     doc = rf_store_document(x);
     if (!doc)
         return rf_resp_error(&r->x, 500, "no_memory", NULL, NULL, "out of memory");
-    json_object_set_new(doc, "account", json_string("default"));
+    json_object_set_new(doc, "account", json_string(RF_ACCOUNT_NAME));
     rf_resp_json(&r->x, 200, NULL, doc);
 }
 

@@ -35,6 +35,7 @@
 #include "sched/shard.h"
 
 #define RF_ACCOUNT_DEFAULT   0u
+#define RF_ACCOUNT_NAME      "default" /* the account id resources show (one for now) */
 #define RF_IDEM_KEY_BYTES_MAX 256u /* idempotency keys longer than this are refused */
 
 struct rf_metrics;
