@@ -200,7 +200,7 @@ test-asan:
 	$(Q)$(MAKE) --no-print-directory MODE=asan test-unit
 
 test-tsan:
-	$(Q)$(MAKE) --no-print-directory MODE=tsan $(TSAN_TEST_SRCS:%.c=build/tsan/%)
+	$(Q)$(MAKE) --no-print-directory MODE=tsan tools $(TSAN_TEST_SRCS:%.c=build/tsan/%)
 	$(Q)scripts/run-tests.sh tsan $(TSAN_TEST_SRCS:%.c=build/tsan/%)
 
 # Every mode runs even when an earlier one failed; the closing line adds them up.

@@ -20,6 +20,8 @@
  *
  * Every wait has a deadline; timing assertions leave room for ASan builds (bounds of
  * about 3x the nominal time) while still telling "woken by the event" from "timed out".
+ *
+ * RF_TEST_CONCURRENT: also run against the TSan build of the daemon (make test-tsan).
  */
 #include <errno.h>
 #include <poll.h>

@@ -14,6 +14,8 @@
  * exits 0; with a generous deadline a short execution finishes instead.
  *
  * Every wait has a deadline; the test server's thread is stopped in the group teardown.
+ *
+ * RF_TEST_CONCURRENT: also run against the TSan build of the daemon (make test-tsan).
  */
 #include <arpa/inet.h>
 #include <errno.h>

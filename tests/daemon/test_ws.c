@@ -12,6 +12,8 @@
  * Two clients are used: the harness's (net/ws.h in client mode: text messages in, text
  * messages out) and raw frames (rfd_ws_send_frame / rfd_ws_read_frame) for what a
  * well-behaved client never sends. Every wait has a deadline.
+ *
+ * RF_TEST_CONCURRENT: also run against the TSan build of the daemon (make test-tsan).
  */
 #include <errno.h>
 #include <setjmp.h>
