@@ -99,7 +99,7 @@ EMBED := $(BUILD)/examples/embed
 
 DEPS_STAMP := build/.deps
 
-.PHONY: all lib test test-unit test-asan test-tsan test-embed run bench bench-build \
+.PHONY: all lib test test-unit test-asan test-tsan test-embed run bench bench-build bench-compare \
         install format clean deps check-format fuzz fuzz-build tools
 .DELETE_ON_ERROR:
 
@@ -251,6 +251,11 @@ bench: bench-build
 	$(BENCH_MICRO) --benchmark_min_time=0.2
 	$(BENCH_DAG)
 	$(BENCH_LANG)
+
+# ringflowd and ringflow-load against nginx and wrk (bench/compare.sh; README "Benchmarks").
+bench-compare: bench-build tools
+	$(Q)scripts/deps.sh --bench
+	bench/compare.sh
 
 # --- fuzzing (MODE=fuzz, clang's libFuzzer) -------------------------------------------------
 

@@ -1172,33 +1172,64 @@ static void svc_stop(void *ud, struct rf_shard *sh)
 
 /* --- the server -------------------------------------------------------------------------- */
 
-static int listen_on(const struct rf_server_config *cfg, uint16_t port, int *out)
+static int addr_of(const struct rf_server_config *cfg, uint16_t port,
+                   struct sockaddr_storage *sa, socklen_t *salen)
 {
-    struct sockaddr_storage sa = {0};
-    socklen_t salen;
     const char *host = strcmp(cfg->host, "localhost") == 0 ? "127.0.0.1" : cfg->host;
-    int fd, one = 1;
 
-    if (inet_pton(AF_INET, host, &((struct sockaddr_in *)&sa)->sin_addr) == 1) {
-        struct sockaddr_in *a = (struct sockaddr_in *)&sa;
+    memset(sa, 0, sizeof(*sa));
+    if (inet_pton(AF_INET, host, &((struct sockaddr_in *)sa)->sin_addr) == 1) {
+        struct sockaddr_in *a = (struct sockaddr_in *)sa;
         a->sin_family = AF_INET;
         a->sin_port = htons(port);
-        salen = sizeof(*a);
-    } else if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)&sa)->sin6_addr) == 1) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&sa;
+        *salen = sizeof(*a);
+    } else if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)sa)->sin6_addr) == 1) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)sa;
         a->sin6_family = AF_INET6;
         a->sin6_port = htons(port);
-        salen = sizeof(*a);
+        *salen = sizeof(*a);
     } else {
         return -EINVAL;
     }
+    return 0;
+}
+
+/* SO_REUSEPORT lets every shard bind the same port, but it would also let a second
+ * ringflowd (same user) join the group and silently take part of the connections. So the
+ * port is first bound once without it: if anything holds the port, start-up fails with
+ * -EADDRINUSE. (The window between this probe and the shards' binds is a few syscalls.) */
+static int port_free(const struct rf_server_config *cfg)
+{
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    int fd, one = 1, rc;
+
+    if ((rc = addr_of(cfg, cfg->port, &sa, &salen)) < 0)
+        return rc;
+    fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)); /* TIME_WAIT is fine */
+    rc = bind(fd, (struct sockaddr *)&sa, salen) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+static int listen_on(const struct rf_server_config *cfg, uint16_t port, int *out)
+{
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    int fd, one = 1, rc;
+
+    if ((rc = addr_of(cfg, port, &sa, &salen)) < 0)
+        return rc;
     fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
         bind(fd, (struct sockaddr *)&sa, salen) < 0 || listen(fd, 4096) < 0) {
-        int rc = -errno;
+        rc = -errno;
         close(fd);
         return rc;
     }
@@ -1265,6 +1296,9 @@ int rf_server_new(rf_engine *eng, const struct rf_server_config *cfg, struct rf_
     if (!srv->ss)
         goto err;
     srv->port = cfg->port;
+    if (srv->port && (rc = port_free(&srv->cfg)) < 0)
+        goto err;
+    rc = -ENOMEM;
     for (uint32_t i = 0; i < srv->n; i++) {
         struct srv_shard *ss = rf_zalloc_aligned(sizeof(*ss), RF_CACHELINE);
         if (!ss)

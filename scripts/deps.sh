@@ -11,6 +11,7 @@
 #
 #   scripts/deps.sh          install what is missing (root) or print the command
 #   scripts/deps.sh --check  exit 1 if anything is missing, install nothing
+#   scripts/deps.sh --bench  also the peers bench/compare.sh measures against (nginx, wrk)
 set -eu
 
 PKGS="build-essential g++ pkg-config make
@@ -19,6 +20,12 @@ libxxhash-dev libck-dev libjansson-dev libssl-dev
 libcmocka-dev libbenchmark-dev libtbb-dev
 clang libclang-rt-14-dev libfuzzer-14-dev
 redis-server kcat curl valgrind"
+# Only for `make bench-compare`; nginx-light's package starts no server here (no systemd),
+# and compare.sh runs its own on a free loopback port.
+BENCH_PKGS="nginx-light wrk jq"
+if [ "${1:-}" = "--bench" ]; then
+    PKGS="$PKGS $BENCH_PKGS"
+fi
 
 missing=""
 for p in $PKGS; do
