@@ -345,6 +345,22 @@ part4() {
     row "    events received" "$(printf '%.0f ev/s' "$e")" "" "" "" ""
 }
 
+# The share of CPU time the hypervisor took from this machine since the last call (the
+# "steal" column of /proc/stat): figures measured while it is high say little.
+STAT_LAST=""
+steal_pct() {
+    local now
+    now=$(head -n 1 /proc/stat)
+    if [[ -n $STAT_LAST ]]; then
+        awk -v a="$STAT_LAST" -v b="$now" 'BEGIN {
+            n = split(a, x); split(b, y); t = 0
+            for (i = 2; i <= n; i++) t += y[i] - x[i]
+            printf "%.0f", t > 0 ? 100 * (y[9] - x[9]) / t : 0 }'
+    fi
+    STAT_LAST=$now
+}
+steal_pct >/dev/null
+
 echo "compare.sh: $DURATION s per run (+$WARMUP s warmup for ringflow-load), $REPEAT alternating runs," \
     "parts: $PARTS" >&2
 if has_part 1; then
@@ -368,3 +384,4 @@ printf '\n%-44s %16s %16s %7s  %-10s %s\n' "comparison (medians of $REPEAT)" "su
 for r in "${ROWS[@]}"; do
     echo "$r"
 done
+echo "CPU time stolen by the hypervisor during the runs: $(steal_pct) %"
