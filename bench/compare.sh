@@ -355,7 +355,7 @@ steal_pct() {
         awk -v a="$STAT_LAST" -v b="$now" 'BEGIN {
             n = split(a, x); split(b, y); t = 0
             for (i = 2; i <= n; i++) t += y[i] - x[i]
-            printf "%.0f", t > 0 ? 100 * (y[9] - x[9]) / t : 0 }'
+            printf "%.0f", (t > 0 ? 100 * (y[9] - x[9]) / t : 0) }'
     fi
     STAT_LAST=$now
 }
