@@ -134,18 +134,32 @@ static inline int buf_putc(struct rf_buf *b, char c)
 
 /* --- numbers ----------------------------------------------------------------------------- */
 
+/* "00" "01" ... "99": two digits per division. */
+static const char digit_pairs[201] = "0001020304050607080910111213141516171819"
+                                     "2021222324252627282930313233343536373839"
+                                     "4041424344454647484950515253545556575859"
+                                     "6061626364656667686970717273747576777879"
+                                     "8081828384858687888990919293949596979899";
+
 /* The decimal digits of u into out (no NUL), returning their count. */
 static int u64_digits(uint64_t u, char *out)
 {
-    char tmp[20];
-    int n = 0;
+    char tmp[20], *p = tmp + sizeof(tmp);
 
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    for (int i = 0; i < n; i++)
-        out[i] = tmp[n - 1 - i];
+    while (u >= 100) {
+        unsigned r = (unsigned)(u % 100);
+        u /= 100;
+        p -= 2;
+        memcpy(p, digit_pairs + 2 * r, 2);
+    }
+    if (u >= 10) {
+        p -= 2;
+        memcpy(p, digit_pairs + 2 * u, 2);
+    } else {
+        *--p = (char)('0' + u);
+    }
+    int n = (int)(tmp + sizeof(tmp) - p);
+    memcpy(out, p, (size_t)n);
     return n;
 }
 
@@ -158,6 +172,19 @@ static int int_text(int64_t i, char *out)
     if (i < 0)
         out[n++] = '-';
     n += u64_digits(u, out + n);
+    out[n] = '\0';
+    return n;
+}
+
+int rf_i64_text(int64_t i, char out[RF_INT_TEXT_BYTES])
+{
+    return int_text(i, out);
+}
+
+int rf_u64_text(uint64_t u, char out[RF_INT_TEXT_BYTES])
+{
+    int n = u64_digits(u, out);
+
     out[n] = '\0';
     return n;
 }

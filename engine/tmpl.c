@@ -44,6 +44,7 @@
 
 #include "engine/alloc.h"
 #include "engine/expr.h"
+#include "engine/jcs.h"
 
 #define RF_TMPL_STACK_BYTES 512 /* a mixed string's buffer before the heap */
 #define RF_NUM_BYTES_MAX    40  /* a formatted integer or real */
@@ -1035,17 +1036,16 @@ static int put_value(struct sbuf *b, const struct rf_xval *x)
     const json_t *v = x->json;
     char num[RF_NUM_BYTES_MAX];
 
+    _Static_assert(RF_NUM_BYTES_MAX >= RF_INT_TEXT_BYTES, "num holds an integer");
     if (!v && x->is_int)
-        return sbuf_put(b, num, (size_t)snprintf(num, sizeof(num), "%" PRId64, x->i));
+        return sbuf_put(b, num, (size_t)rf_i64_text(x->i, num));
     if (!v)
         return sbuf_put(b, x->str, x->len);
     switch (json_typeof(v)) {
     case JSON_STRING:
         return sbuf_put(b, json_string_value(v), json_string_length(v));
     case JSON_INTEGER:
-        return sbuf_put(
-            b, num,
-            (size_t)snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v)));
+        return sbuf_put(b, num, (size_t)rf_i64_text((int64_t)json_integer_value(v), num));
     case JSON_REAL:
         return sbuf_put(b, num, fmt_real(json_real_value(v), num, sizeof(num)));
     case JSON_TRUE:

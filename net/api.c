@@ -482,11 +482,11 @@ static void submitted(struct rf_api *api, struct rf_hreq *r, struct rf_xrec *x, 
                                        "/events\",\"result\":\"/v1/executions/",
                                        "/result\",\"ws\":\"/v1/ws?execution_id="};
     const char *id = x->id, *graph = rf_plan_name(x->plan);
-    char buf[768], token[33], ver[12], *o = buf;
+    char buf[768], token[33], ver[RF_INT_TEXT_BYTES], *o = buf;
 
     RF_ASSERT(strlen(graph) <= 64);
     token_of(api, id, token);
-    snprintf(ver, sizeof(ver), "%u", rf_plan_version(x->plan));
+    rf_u64_text(rf_plan_version(x->plan), ver);
     put_cstr(&o, "{\"id\":\"");
     put_cstr(&o, id);
     put_cstr(&o, "\",\"graph\":\"");

@@ -932,21 +932,12 @@ static inline char *cur_str(char *o, const char *s)
     return o + n;
 }
 
-/* Decimal digits of v, right-aligned in end[-20..0); returns the first. */
-static char *u64_digits(uint64_t v, char *end)
-{
-    do
-        *--end = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    return end;
-}
-
 static inline char *cur_u64(char *o, uint64_t v)
 {
-    char tmp[20], *d = u64_digits(v, tmp + sizeof(tmp));
-    size_t n = (size_t)(tmp + sizeof(tmp) - d);
+    char tmp[RF_INT_TEXT_BYTES];
+    int n = rf_u64_text(v, tmp);
 
-    memcpy(o, d, n);
+    memcpy(o, tmp, (size_t)n);
     return o + n;
 }
 

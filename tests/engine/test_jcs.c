@@ -1126,6 +1126,34 @@ static void test_plain_round_trip(void **state)
     }
 }
 
+/* rf_i64_text and rf_u64_text write what snprintf writes. */
+static void test_int_text(void **state)
+{
+    static const int64_t edges[] = {0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, -1, -9, -10,
+                                    -99, -100, INT64_MAX, INT64_MIN, INT64_MIN + 1,
+                                    1000000000000000000LL, 999999999999999999LL};
+    char want[32], got[RF_INT_TEXT_BYTES];
+    uint64_t rng = 99;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(edges) / sizeof(*edges); i++) {
+        snprintf(want, sizeof(want), "%lld", (long long)edges[i]);
+        assert_int_equal(rf_i64_text(edges[i], got), (int)strlen(want));
+        assert_string_equal(got, want);
+    }
+    for (int i = 0; i < 200000; i++) {
+        uint64_t u = rng_next(&rng) >> (rng_next(&rng) % 64);
+        snprintf(want, sizeof(want), "%llu", (unsigned long long)u);
+        assert_int_equal(rf_u64_text(u, got), (int)strlen(want));
+        assert_string_equal(got, want);
+        snprintf(want, sizeof(want), "%lld", (long long)(int64_t)u);
+        assert_int_equal(rf_i64_text((int64_t)u, got), (int)strlen(want));
+        assert_string_equal(got, want);
+    }
+    assert_int_equal(rf_u64_text(UINT64_MAX, got), 20);
+    assert_string_equal(got, "18446744073709551615");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1152,6 +1180,7 @@ int main(void)
         cmocka_unit_test(test_hex),
         cmocka_unit_test(test_plain_writer),
         cmocka_unit_test(test_plain_round_trip),
+        cmocka_unit_test(test_int_text),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
