@@ -251,9 +251,11 @@ int rf__engine_set_service(rf_engine *eng, const struct rf_shard_service *svc)
     if (!eng || !svc)
         return -EINVAL;
     /* seq_cst load: a plain look at the state, no ordering needed beyond it. */
-    if (eng->svc || atomic_load(&eng->state) != RF_ENG_NEW)
+    if (atomic_load(&eng->state) != RF_ENG_NEW)
         return -EBUSY;
-    eng->svc = svc;
+    if (eng->nsvcs == RF_SERVICES_MAX)
+        return -ENOSPC;
+    eng->svcs[eng->nsvcs++] = svc;
     return 0;
 }
 

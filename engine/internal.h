@@ -113,6 +113,7 @@ struct rf_pnode {
 #define RF_SUCC_SOLE 0x80000000u
 #define RF_SUCC_WIDE 0x40000000u
 #define RF_WIDE_DEPS 16
+#define RF_SERVICES_MAX 4 /* shard services (the HTTP server, the journal, ...) */
 
 /* Cold per-node data: read on retries, timeouts, events and diagnostics. */
 struct rf_pnode_cold {
@@ -387,7 +388,8 @@ struct rf_engine {
     struct rf_registry *reg;         /* registered graphs (engine/registry.c) */
     _Atomic uint64_t flights_joined; /* runs that waited for a flight; relaxed stat */
     void *http_state;                /* the http kind's per-shard pools (net/hclient.c) */
-    const struct rf_shard_service *svc; /* the service on every shard's ring, or NULL */
+    const struct rf_shard_service *svcs[RF_SERVICES_MAX]; /* on every shard's ring, in order */
+    uint32_t nsvcs;
 
     _Atomic uint32_t state RF_ALIGNED_CL;      /* enum rf_engine_state; seq_cst transitions */
     _Atomic uint32_t rr RF_ALIGNED_CL;         /* round robin for submissions; relaxed */
@@ -402,8 +404,10 @@ struct rf_engine {
     int start_err;
 };
 
-/* Install a service (sched/shard.h) on every shard; borrowed until rf_engine_free. Only
- * between rf_engine_new and rf_engine_start. -EBUSY if one is set or the engine runs. */
+/* Add a service (sched/shard.h) to every shard; borrowed until rf_engine_free. Only
+ * between rf_engine_new and rf_engine_start. Services start and flush in the order they
+ * were added and stop in the reverse order. -EBUSY once the engine runs, -ENOSPC past
+ * RF_SERVICES_MAX. */
 struct rf_shard_service;
 int rf__engine_set_service(rf_engine *eng, const struct rf_shard_service *svc);
 /* The shard `i` (valid after rf_engine_start until rf_engine_free). */

@@ -337,9 +337,46 @@ void rf__shard_post(struct rf_shard *sh, struct rf_post *p)
         rf__shard_wake(sh);
 }
 
-const struct rf_shard_service *rf__shard_service(const struct rf_shard *sh)
+/* --- services ---------------------------------------------------------------------------- */
+
+static void svcs_flush(struct rf_shard *sh)
 {
-    return sh->eng->svc;
+    for (uint32_t i = 0; i < sh->svc_started; i++)
+        sh->eng->svcs[i]->flush(sh->eng->svcs[i]->ud, sh);
+}
+
+static void svcs_quit(struct rf_shard *sh)
+{
+    for (uint32_t i = 0; i < sh->svc_started; i++)
+        sh->eng->svcs[i]->quit(sh->eng->svcs[i]->ud, sh);
+}
+
+static bool svcs_busy(struct rf_shard *sh)
+{
+    bool busy = false;
+
+    for (uint32_t i = 0; i < sh->svc_started; i++)
+        busy |= sh->eng->svcs[i]->busy(sh->eng->svcs[i]->ud, sh);
+    return busy;
+}
+
+static int svcs_start(struct rf_shard *sh)
+{
+    for (uint32_t i = 0; i < sh->eng->nsvcs; i++) {
+        int rc = sh->eng->svcs[i]->start(sh->eng->svcs[i]->ud, sh);
+        if (rc < 0)
+            return rc;
+        sh->svc_started = i + 1;
+    }
+    return 0;
+}
+
+static void svcs_stop(struct rf_shard *sh)
+{
+    while (sh->svc_started) {
+        const struct rf_shard_service *svc = sh->eng->svcs[--sh->svc_started];
+        svc->stop(svc->ud, sh);
+    }
 }
 
 /* Run the posted closures, oldest first. */
@@ -606,7 +643,7 @@ static void loop(struct rf_shard *sh)
 {
     rf_engine *eng = sh->eng;
     uint32_t budget = eng->cfg.run_budget;
-    const struct rf_shard_service *svc = sh->svc_started ? eng->svc : NULL;
+    bool svc = sh->svc_started > 0;
 
     for (;;) {
         reap(sh);
@@ -617,7 +654,7 @@ static void loop(struct rf_shard *sh)
         if (svc && (sh->startq || rf_deque_size_approx(&sh->dq))) {
             /* Nodes are about to run for a while: send what the completions above
              * produced (responses) first, so peers are not kept waiting for the run. */
-            svc->flush(svc->ud, sh);
+            svcs_flush(sh);
             if (io_uring_sq_ready(&sh->ring)) {
                 atomic_fetch_add_explicit(&sh->ctr.submits, 1, memory_order_relaxed); /* stat */
                 io_uring_submit(&sh->ring);
@@ -627,7 +664,7 @@ static void loop(struct rf_shard *sh)
         uint32_t ran = run_ready(sh, budget);
         bool waiting = sh->tasks_out > 0 || svc;
         if (svc)
-            svc->flush(svc->ud, sh);
+            svcs_flush(sh);
         if (io_uring_sq_ready(&sh->ring) || (ran && waiting)) {
             /* One enter per batch submits our SQEs and, with DEFER_TASKRUN, runs the
              * completions that are ready so the next reap sees them. */
@@ -643,10 +680,10 @@ static void loop(struct rf_shard *sh)
             sh->home.hnext == &sh->home && !sh->startq) {
             if (svc && !sh->svc_quitted) {
                 sh->svc_quitted = true;
-                svc->quit(svc->ud, sh);
+                svcs_quit(sh);
                 continue;
             }
-            if (!svc || !svc->busy(svc->ud, sh))
+            if (!svc || !svcs_busy(sh))
                 break;
         }
         if (io_uring_cq_ready(&sh->ring))
@@ -726,15 +763,12 @@ void *rf__shard_main(void *arg)
                     sh->cpu, rf_strerror(rc));
     sh->heap = rf_heap_new();
     rc = sh->heap ? ring_init(sh) : -ENOMEM;
-    if (rc == 0 && sh->eng->svc) {
-        rc = sh->eng->svc->start(sh->eng->svc->ud, sh);
-        sh->svc_started = rc == 0;
-    }
+    if (rc == 0)
+        rc = svcs_start(sh);
     started(sh, rc);
     if (rc == 0 && wait_go(sh))
         loop(sh);
-    if (sh->svc_started)
-        sh->eng->svc->stop(sh->eng->svc->ud, sh);
+    svcs_stop(sh);
     if (sh->ring_ok)
         io_uring_queue_exit(&sh->ring);
     sh->ring_ok = false;

@@ -61,9 +61,9 @@ struct rf_post {
     void (*fn)(struct rf_post *p, struct rf_shard *sh);
 };
 
-/* A service living on every shard's ring beside the executions (the HTTP server): set
- * with rf__engine_set_service() before rf_engine_start(). Every hook runs on the shard's
- * thread. */
+/* A service living on every shard's ring beside the executions (the HTTP server, the
+ * journal): added with rf__engine_set_service() before rf_engine_start(). Every hook runs
+ * on the shard's thread. */
 struct rf_shard_service {
     void *ud;
     int (*start)(void *ud, struct rf_shard *sh);  /* before the loop; < 0 fails the start */
@@ -119,8 +119,8 @@ struct rf_shard {
     rf_op evop;
     pthread_t thread;
     struct rf_buf jcs; /* scratch for lineage hashing (JCS of params) */
-    bool svc_started;  /* the service's start hook succeeded */
-    bool svc_quitted;  /* the service's quit hook ran */
+    uint32_t svc_started; /* services whose start hook succeeded (the first n) */
+    bool svc_quitted;     /* the services' quit hooks ran */
     struct rf_shard_counters ctr;
 
     /* --- shared with thieves: the deque pads its own top and bottom --- */
@@ -171,8 +171,6 @@ void rf__shard_task_wake(struct rf_task *t);
 /* Run p->fn on shard `sh`'s thread soon (oldest first among posts). Any thread. */
 void rf__shard_post(struct rf_shard *sh, struct rf_post *p);
 
-/* The engine's service (rf__engine_set_service), or NULL. */
-const struct rf_shard_service *rf__shard_service(const struct rf_shard *sh);
 
 /* Hand a message to shard `to`'s inbox and wake it. Any thread. False when full. */
 bool rf__shard_send(struct rf_shard *to, struct rf_exec *ex, enum rf_msg_type type);
