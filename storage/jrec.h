@@ -51,7 +51,8 @@ enum rf_jrec_type {
     RF_JREC_EVENTS = 3,  /* events of a running execution, in seq order */
     RF_JREC_SUMMARY = 4, /* a finished execution: everything a query needs */
     RF_JREC_SEGMENT = 5, /* first record of every segment: shard, segment number, time */
-    RF_JREC_TYPE_MAX = 5,
+    RF_JREC_BATCH = 6,   /* first record of every write: the batch's bytes and records */
+    RF_JREC_TYPE_MAX = 6,
 };
 
 struct rf_jrec {
