@@ -182,7 +182,9 @@ uint64_t rf__node_finish(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, rf
     uint32_t slot = ex->slot, pushed = 0;
     uint64_t next = RF_TOK_NONE;
 
-    if (rf_unlikely(pn->flags & RF_PN_CACHE))
+    bool replayed = rf_unlikely(ex->replay != NULL) && ex->replay[i];
+
+    if (rf_unlikely(pn->flags & RF_PN_CACHE) && !replayed)
         rf__cache_after_node(sh, ex, i, st);
     set_status(ex, i, st);
     if (st == RF_ST_FAILED) {
@@ -195,7 +197,7 @@ uint64_t rf__node_finish(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, rf
     } else if (st == RF_ST_CANCELED) {
         atomic_fetch_or_explicit(&ex->ctl, RF_CTL_NODE_CANCELED, memory_order_release);
     }
-    if (rf__events_on(ex))
+    if (rf__events_on(ex) && !replayed) /* a recorded node's event is in its journal */
         node_event(ex, i, st);
 
     const uint32_t *succ = p->succ + pn->succ_off;
@@ -567,6 +569,8 @@ uint64_t rf__run_token(struct rf_shard *sh, uint64_t tok)
     RF_DASSERT(i < ex->plan->n);
     if (rf_unlikely(nf & RF_TOK_LANE))
         return rf__lane_run(sh, ex, i, (uint32_t)((nf & ~RF_TOK_LANE) >> RF_TOK_LANE_SHIFT));
+    if (rf_unlikely(ex->replay != NULL) && ex->replay[i])
+        return rf__node_finish(sh, ex, i, (rf_status)(ex->replay[i] - 1)); /* recorded */
     if (rf_unlikely(ctl & RF_CTL_CANCEL))
         return rf__node_finish(sh, ex, i, RF_ST_CANCELED);
     if (pn->trigger == RF_TRIGGER_ALL_SUCCEEDED) {
@@ -772,13 +776,17 @@ void rf__exec_start(struct rf_shard *sh, struct rf_exec *ex)
     ex->hprev = &sh->home;
     sh->home.hnext->hprev = ex;
     sh->home.hnext = ex;
-    ex->started_us = rf_wall_us();
+    if (!ex->started_us)
+        ex->started_us = rf_wall_us();
     atomic_store_explicit(&ex->status, RF_ST_RUNNING, memory_order_release); /* snapshot */
     if (sh->canceled_all)
         rf_exec_cancel(ex);
     if (rf__events_on(ex)) {
-        rf__evq_emit(ex, RF_EV_EXECUTION_QUEUED, 0, 0, 0, NULL);
-        rf__evq_emit(ex, RF_EV_EXECUTION_STARTED, 0, 0, 0, NULL);
+        /* A resumed execution emitted these already (its events 1 and 2). */
+        if (ex->events_before < 1)
+            rf__evq_emit(ex, RF_EV_EXECUTION_QUEUED, 0, 0, 0, NULL);
+        if (ex->events_before < 2)
+            rf__evq_emit(ex, RF_EV_EXECUTION_STARTED, 0, 0, 0, NULL);
     }
     if (p->n == 0) {
         exec_complete(ex);
@@ -812,26 +820,31 @@ void rf__exec_cancel_home_all(struct rf_shard *sh)
 
 /* --- the public side -------------------------------------------------------------------------- */
 
-/* ULID-style id: 48 bits of milliseconds then 80 random bits, Crockford base32. Sorts by
- * creation time; unique without coordination. */
-static void make_id(char out[RF_EXEC_ID_LEN], int64_t now_us)
+static const char b32[] = "0123456789abcdefghjkmnpqrstvwxyz";
+
+/* ULID-style: 48 bits of milliseconds then 80 bits (random unless given), Crockford
+ * base32, most significant first. Sorts by creation time; unique without coordination. */
+void rf_exec_id_make(int64_t created_us, const uint8_t *tail, char out[RF_ID_BYTES])
 {
-    static const char b32[] = "0123456789abcdefghjkmnpqrstvwxyz";
     static _Thread_local uint64_t rng;
     uint8_t b[16];
-    uint64_t ms = (uint64_t)(now_us / 1000);
+    uint64_t ms = (uint64_t)(created_us / 1000);
 
-    if (rng == 0) {
-        if (getrandom(&rng, sizeof(rng), 0) != sizeof(rng))
-            rng = rf_now_ns() ^ (uint64_t)(uintptr_t)&rng;
-        rng |= 1;
-    }
     for (int k = 0; k < 6; k++)
         b[k] = (uint8_t)(ms >> (40 - 8 * k));
-    uint64_t r1 = rf_rand_next(&rng), r2 = rf_rand_next(&rng);
-    memcpy(b + 6, &r1, 8);
-    memcpy(b + 14, &r2, 2);
-    /* 128 bits -> 26 characters, 5 bits each, most significant first (2 leading pad). */
+    if (tail) {
+        memcpy(b + 6, tail, 10);
+    } else {
+        if (rng == 0) {
+            if (getrandom(&rng, sizeof(rng), 0) != sizeof(rng))
+                rng = rf_now_ns() ^ (uint64_t)(uintptr_t)&rng;
+            rng |= 1;
+        }
+        uint64_t r1 = rf_rand_next(&rng), r2 = rf_rand_next(&rng);
+        memcpy(b + 6, &r1, 8);
+        memcpy(b + 14, &r2, 2);
+    }
+    /* 128 bits -> 26 characters, 5 bits each (2 leading pad bits). */
     for (int c = 0; c < 26; c++) {
         int bit = c * 5 - 2;
         uint32_t v = 0;
@@ -843,6 +856,33 @@ static void make_id(char out[RF_EXEC_ID_LEN], int64_t now_us)
         out[c] = b32[v];
     }
     out[26] = '\0';
+}
+
+bool rf_exec_id_parse(const char *id, uint64_t *ms, uint8_t tail[10])
+{
+    uint8_t b[16] = {0};
+
+    if (!id || strlen(id) != 26)
+        return false;
+    for (int c = 0; c < 26; c++) {
+        const char *at = memchr(b32, id[c], 32);
+        if (!at || !id[c] || (c == 0 && at - b32 > 7))
+            return false;
+        uint32_t v = (uint32_t)(at - b32);
+        for (int k = 4; k >= 0; k--) {
+            int bit = c * 5 - 2 + (4 - k);
+            if (bit >= 0 && ((v >> k) & 1))
+                b[bit / 8] |= (uint8_t)(0x80u >> (bit % 8));
+        }
+    }
+    if (ms) {
+        *ms = 0;
+        for (int k = 0; k < 6; k++)
+            *ms = *ms << 8 | b[k];
+    }
+    if (tail)
+        memcpy(tail, b + 6, 10);
+    return true;
 }
 
 static struct rf_shard *reserve_shard(rf_engine *eng, const rf_submit_opts *o)
@@ -892,8 +932,11 @@ static struct rf_exec *exec_alloc(rf_engine *eng, rf_plan *plan, json_t *inputs,
         ex->cb = *o->callbacks;
     ex->flags = o ? o->flags : 0;
     ex->tags = o && o->tags ? json_incref((json_t *)o->tags) : NULL;
-    ex->created_us = rf_wall_us();
-    make_id(ex->id, ex->created_us);
+    ex->created_us = o && o->id && o->created_us ? o->created_us : rf_wall_us();
+    if (o && o->id)
+        memcpy(ex->id, o->id, RF_EXEC_ID_LEN);
+    else
+        rf_exec_id_make(ex->created_us, NULL, ex->id);
     if ((ex->flags & RF_SUBMIT_DOCUMENT) &&
         !(ex->doc = rf__xdoc_new(plan, ex->id, ex->inputs, ex->tags, ex->created_us))) {
         if (!inputs)
@@ -913,6 +956,38 @@ static struct rf_exec *exec_alloc(rf_engine *eng, rf_plan *plan, json_t *inputs,
     return ex;
 }
 
+/* Install what an earlier life of the execution recorded (rf_resume). */
+static int resume_setup(struct rf_exec *ex, const rf_resume *r)
+{
+    const rf_plan *p = ex->plan;
+
+    ex->replay = rf_calloc(p->n ? p->n : 1, 1);
+    if (!ex->replay)
+        return -ENOMEM;
+    for (uint32_t k = 0; k < r->n; k++) {
+        const rf_resume_node *rn = &r->nodes[k];
+        if (rn->node >= p->n || !rf_status_terminal(rn->status))
+            return -EINVAL;
+        uint32_t i = rn->node;
+        ex->replay[i] = (uint8_t)(rn->status + 1);
+        atomic_store_explicit(&ex->ns[i].attempts, (uint16_t)RF_MIN(rn->attempts, 0xffffu),
+                              memory_order_relaxed); /* not shared yet */
+        if ((rn->status == RF_ST_SUCCEEDED || rn->status == RF_ST_CACHED) && rn->output) {
+            json_decref(ex->ns[i].output);
+            ex->ns[i].output = json_incref((json_t *)rn->output);
+            atomic_store_explicit(&ex->has_outputs, 1, memory_order_relaxed); /* free scans */
+        } else if (rn->status == RF_ST_FAILED && rn->error) {
+            json_t **errs = errs_get(ex);
+            json_decref(errs[i]);
+            errs[i] = json_incref((json_t *)rn->error);
+        }
+    }
+    ex->events_before = r->events;
+    ex->evq.seq = r->events;
+    ex->started_us = r->started_us;
+    return 0;
+}
+
 int rf_submit(rf_engine *eng, rf_plan *plan, json_t *inputs, const rf_submit_opts *opts,
               rf_exec **out)
 {
@@ -928,7 +1003,8 @@ int rf__submit(rf_engine *eng, rf_plan *plan, json_t *inputs, const rf_submit_op
     int rc;
 
     if (!eng || !plan || !out || plan->eng != eng ||
-        (opts && (opts->flags & RF_SUBMIT_SHARD) && opts->shard >= eng->nshards)) {
+        (opts && (opts->flags & RF_SUBMIT_SHARD) && opts->shard >= eng->nshards) ||
+        (opts && opts->id && !rf_exec_id_parse(opts->id, NULL, NULL))) {
         json_decref(inputs);
         return -EINVAL;
     }
@@ -964,9 +1040,61 @@ int rf__submit(rf_engine *eng, rf_plan *plan, json_t *inputs, const rf_submit_op
         return -ENOMEM;
     }
     ex->home = sh->id;
+    if (opts && opts->resume && (rc = resume_setup(ex, opts->resume)) < 0) {
+        atomic_fetch_sub_explicit(&sh->inflight, 1, memory_order_relaxed); /* undo */
+        atomic_store_explicit(&ex->refs, 1, memory_order_relaxed); /* nobody else has it */
+        rf_exec_release(ex);
+        return rc;
+    }
+    if (opts && (opts->flags & RF_SUBMIT_HELD)) {
+        atomic_store_explicit(&ex->held, 1, memory_order_relaxed); /* not shared yet */
+        *out = ex;
+        return 0;
+    }
     bool sent = rf__shard_send(sh, ex, RF_MSG_SUBMIT);
     RF_ASSERT(sent); /* the inbox holds two messages per reserved execution */
     *out = ex;
+    return 0;
+}
+
+int rf_exec_start(rf_exec *ex)
+{
+    uint8_t held = 1;
+
+    if (!ex)
+        return -EINVAL;
+    /* acq_rel: one of start and abandon wins; the winner's writes reach the shard. */
+    if (!atomic_compare_exchange_strong_explicit(&ex->held, &held, 0, memory_order_acq_rel,
+                                                 memory_order_relaxed))
+        return -EINVAL;
+    bool sent = rf__shard_send(ex->eng->shards[ex->home], ex, RF_MSG_SUBMIT);
+    RF_ASSERT(sent); /* the reservation still holds its inbox room */
+    return 0;
+}
+
+int rf_exec_abandon(rf_exec *ex)
+{
+    uint8_t held = 1;
+    rf_engine *eng;
+
+    if (!ex)
+        return -EINVAL;
+    /* acq_rel: as in rf_exec_start. */
+    if (!atomic_compare_exchange_strong_explicit(&ex->held, &held, 2, memory_order_acq_rel,
+                                                 memory_order_relaxed))
+        return -EINVAL;
+    eng = ex->eng;
+    atomic_store_explicit(&ex->status, RF_ST_CANCELED, memory_order_release); /* publish */
+    /* Release: as finalize's (engine/event.c): the stopper sees the execution gone. */
+    atomic_fetch_sub_explicit(&eng->shards[ex->home]->inflight, 1, memory_order_release);
+    if (atomic_load_explicit(&eng->state, memory_order_relaxed) == RF_ENG_STOPPING) {
+        atomic_fetch_add_explicit(&eng->stop_word, 1, memory_order_release); /* futex word */
+        rf__futex_wake_all(&eng->stop_word);
+    }
+    /* Release: rf_exec_wait sees the final status. */
+    if (atomic_exchange_explicit(&ex->done, 1, memory_order_acq_rel) == 2)
+        rf__futex_wake_all(&ex->done);
+    rf_exec_release(ex); /* the engine's own reference: it never reached a shard */
     return 0;
 }
 
@@ -1024,6 +1152,7 @@ void rf__exec_free(struct rf_exec *ex)
     json_decref(ex->tags);
     rf__xdoc_free(ex->doc);
     rf_free(ex->parent);
+    rf_free(ex->replay);
     rf__evq_fini(&ex->evq);
     rf_plan_release(ex->plan);
     rf_free(ex);

@@ -275,6 +275,9 @@ struct rf_exec {
     uint32_t home;
     uint32_t slot; /* global slot, set by the home shard before any node runs */
     char id[RF_EXEC_ID_LEN];
+    uint8_t *replay;       /* resumed: per node its recorded status + 1, 0 to run it; owned */
+    uint64_t events_before; /* resumed: events emitted in an earlier life */
+    _Atomic uint8_t held;  /* RF_SUBMIT_HELD: 1 until started (0) or abandoned (2) */
 
     /* shared, written by any shard running its nodes */
     _Atomic uint32_t refs RF_ALIGNED_CL; /* handles plus the engine's own reference */

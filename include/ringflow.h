@@ -500,6 +500,30 @@ typedef struct rf_callbacks {
 
 #define RF_SUBMIT_SHARD    0x1u /* home the execution on opts->shard */
 #define RF_SUBMIT_DOCUMENT 0x2u /* keep the hydrated document (rf_exec_document) */
+#define RF_SUBMIT_HELD     0x4u /* accepted (checked, reserved, given its id) but started only
+                                   by rf_exec_start, or dropped by rf_exec_abandon: so the
+                                   caller can make it durable first */
+
+/* A node that already ended in an earlier life of the execution (recovery). */
+typedef struct rf_resume_node {
+    uint32_t node;        /* index in the plan */
+    rf_status status;     /* terminal: succeeded, cached, failed, skipped or canceled */
+    uint32_t attempts;
+    const json_t *output; /* succeeded or cached: borrowed (a reference is taken) */
+    const json_t *error;  /* failed: {code, message}, borrowed (a reference is taken) */
+} rf_resume_node;
+
+/* Continue an execution from what its journal says (RF_SUBMIT with opts->resume): the
+ * recorded nodes are not run again, their outcomes feed their successors as if they had
+ * just ended, and no event is emitted for them; everything else runs (a node that was
+ * running when the earlier life ended runs again: effects are at least once). Events
+ * continue after the `events` already emitted. */
+typedef struct rf_resume {
+    const rf_resume_node *nodes;
+    uint32_t n;
+    uint64_t events;    /* events emitted before (their seqs were 1..events) */
+    int64_t started_us; /* when it first started; 0 if it never did */
+} rf_resume;
 
 typedef struct rf_submit_opts {
     const rf_callbacks *callbacks; /* copied; NULL for none */
@@ -507,7 +531,21 @@ typedef struct rf_submit_opts {
     uint32_t shard;                /* with RF_SUBMIT_SHARD; else the engine picks one */
     rf_diag *diag;                 /* RF_EINPUTS: every problem with the inputs; may be NULL */
     const json_t *tags;            /* borrowed (a reference is taken); shown in the document */
+    const char *id;                /* NULL: a new id; else this one (rf_exec_id_valid), which
+                                      the caller keeps unique (copied) */
+    int64_t created_us;            /* with id: its original creation time; 0 = now */
+    const rf_resume *resume;       /* NULL, or continue an execution (copied) */
 } rf_submit_opts;
+
+#define RF_ID_BYTES 27 /* an execution id: 26 characters and a NUL */
+
+/* An execution id: 48 bits of milliseconds since the epoch then the 80 bits of `tail`, in
+ * 26 lowercase Crockford base32 characters; ids sort by creation time. With tail NULL the
+ * 80 bits are random (what rf_submit uses). */
+void rf_exec_id_make(int64_t created_us, const uint8_t *tail, char out[RF_ID_BYTES]);
+/* True for 26 characters of [0-9a-hjkmnp-tv-z] whose first is 0-7 (128 bits); then *ms and
+ * tail (80 bits, may be NULL) are what rf_exec_id_make encoded. */
+bool rf_exec_id_parse(const char *id, uint64_t *ms, uint8_t tail[10]);
 
 /* Submit an execution of `plan` (retained by the execution) with `inputs` (owned by the
  * callee; NULL = {}). The inputs are checked against the plan's declaration first
@@ -522,6 +560,13 @@ int rf_submit(rf_engine *eng, rf_plan *plan, json_t *inputs, const rf_submit_opt
  * I/O canceled, and the execution completes as canceled (unless it already finished).
  * Idempotent; returns 0 at once without waiting. Any thread. */
 int rf_exec_cancel(rf_exec *ex);
+
+/* A held execution (RF_SUBMIT_HELD): start it now. -EINVAL when it is not held (any
+ * more). Any thread. */
+int rf_exec_start(rf_exec *ex);
+/* A held execution: drop it without running anything; no event, no callback; its status
+ * becomes canceled and its reservation is released. -EINVAL when it is not held. */
+int rf_exec_abandon(rf_exec *ex);
 
 rf_exec *rf_exec_retain(rf_exec *ex);
 void rf_exec_release(rf_exec *ex); /* any thread; NULL is a no-op */

@@ -813,6 +813,144 @@ static void test_document(void **state)
     engine_done(eng);
 }
 
+/* --- ids, held submissions, resumed executions (the journal's needs) ------------------------- */
+
+static void test_ids(void **state)
+{
+    uint8_t tail[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 0xff}, back[10];
+    char id[RF_ID_BYTES], id2[RF_ID_BYTES];
+    uint64_t ms;
+
+    (void)state;
+    rf_exec_id_make(1765060000123456, tail, id);
+    assert_int_equal(strlen(id), 26);
+    assert_true(rf_exec_id_parse(id, &ms, back));
+    assert_true(ms == 1765060000123ull);
+    assert_memory_equal(back, tail, 10);
+    /* Later times sort later. */
+    rf_exec_id_make(1765060000124000, NULL, id2);
+    assert_true(strcmp(id, id2) < 0);
+    assert_false(rf_exec_id_parse("01m96rkh8e9fbq2fkc82rhw48", NULL, NULL)); /* 25 */
+    assert_false(rf_exec_id_parse("01m96rkh8e9fbq2fkc82rhw48u", NULL, NULL)); /* u */
+    assert_false(rf_exec_id_parse("81m96rkh8e9fbq2fkc82rhw48q", NULL, NULL)); /* > 128 bits */
+    assert_false(rf_exec_id_parse("01M96RKH8E9FBQ2FKC82RHW48Q", NULL, NULL));
+}
+
+static void test_held(void **state)
+{
+    rf_engine *eng = engine();
+    rf_plan *p = plan_of(eng, "{\"name\": \"h\", \"nodes\": [{\"id\": \"a\", \"kind\": \"count\","
+                              " \"config\": {\"v\": 1}}]}");
+    struct rec *r = rec_new();
+    rf_callbacks cb = {.event = rec_event, .ud = r};
+    char id[RF_ID_BYTES];
+    rf_exec *ex = NULL, *ex2 = NULL;
+
+    (void)state;
+    atomic_store(&count_runs, 0);
+    rf_exec_id_make(1765060000000000, NULL, id);
+    rf_submit_opts o = {.callbacks = &cb, .flags = RF_SUBMIT_HELD, .id = id,
+                        .created_us = 1765060000000000};
+    assert_int_equal(rf_submit(eng, p, NULL, &o, &ex), 0);
+    assert_string_equal(rf_exec_id(ex), id);
+    /* Held: nothing runs, nothing is said. */
+    assert_int_equal(rf_exec_wait(ex, 100), -ETIMEDOUT);
+    assert_int_equal(atomic_load(&count_runs), 0);
+    assert_int_equal(json_array_size(r->events), 0);
+    assert_int_equal(rf_exec_start(ex), 0);
+    assert_int_equal(rf_exec_start(ex), -EINVAL);
+    assert_int_equal(rf_exec_wait(ex, WAIT_MS), 0);
+    assert_int_equal(rf_exec_status(ex), RF_ST_SUCCEEDED);
+    assert_int_equal(atomic_load(&count_runs), 1);
+    /* Abandoned: no run, no event, canceled, its reservation back (the engine stops). */
+    o.id = NULL;
+    assert_int_equal(rf_submit(eng, p, NULL, &o, &ex2), 0);
+    size_t events = json_array_size(r->events);
+    assert_int_equal(rf_exec_abandon(ex2), 0);
+    assert_int_equal(rf_exec_abandon(ex2), -EINVAL);
+    assert_int_equal(rf_exec_start(ex2), -EINVAL);
+    assert_int_equal(rf_exec_wait(ex2, WAIT_MS), 0);
+    assert_int_equal(rf_exec_status(ex2), RF_ST_CANCELED);
+    assert_int_equal(json_array_size(r->events), events);
+    assert_int_equal(atomic_load(&count_runs), 1);
+    /* A bad id is refused. */
+    o.id = "not-an-id";
+    assert_int_equal(rf_submit(eng, p, NULL, &o, &ex2 /* untouched */), -EINVAL);
+    rf_exec_release(ex);
+    rf_exec_release(ex2);
+    rf_plan_release(p);
+    rec_free(r);
+    engine_done(eng);
+}
+
+/* a -> b -> c with a recorded as succeeded (and 4 events said): a does not run again, b and c
+ * see its recorded output, events go on at seq 5, and no queued or started is repeated. */
+static void test_resume(void **state)
+{
+    rf_engine *eng = engine();
+    rf_plan *p = plan_of(eng, "{\"name\": \"r\", \"nodes\": ["
+                              " {\"id\": \"a\", \"kind\": \"count\", \"config\": {\"v\": 1}},"
+                              " {\"id\": \"b\", \"kind\": \"count\", \"deps\": [\"a\"],"
+                              "  \"config\": {\"from_a\": \"{{nodes.a.output.v}}\"}},"
+                              " {\"id\": \"c\", \"kind\": \"count\", \"deps\": [\"b\"],"
+                              "  \"config\": {\"from_b\": \"{{nodes.b.output.from_a}}\"}}],"
+                              " \"output\": {\"c\": \"{{nodes.c.output}}\"}}");
+    struct rec *r = rec_new();
+    rf_callbacks cb = {.event = rec_event, .ud = r};
+    json_t *a_out = json_pack("{s:i}", "v", 42);
+    rf_resume_node done = {.node = 0, .status = RF_ST_SUCCEEDED, .attempts = 1, .output = a_out};
+    rf_resume res = {.nodes = &done, .n = 1, .events = 4, .started_us = 1765060000000000};
+    char id[RF_ID_BYTES];
+    rf_exec *ex = NULL;
+
+    (void)state;
+    atomic_store(&count_runs, 0);
+    rf_exec_id_make(1765060000000000, NULL, id);
+    rf_submit_opts o = {.callbacks = &cb, .id = id, .created_us = 1765060000000000,
+                        .resume = &res};
+    assert_int_equal(rf_submit(eng, p, NULL, &o, &ex), 0);
+    assert_int_equal(rf_exec_wait(ex, WAIT_MS), 0);
+    assert_int_equal(rf_exec_status(ex), RF_ST_SUCCEEDED);
+    assert_int_equal(atomic_load(&count_runs), 2); /* b and c only */
+    json_t *out = rf_exec_output(ex);
+    assert_json_eq(out, "{\"c\": {\"from_b\": 42}}");
+    json_decref(out);
+    assert_int_equal(rec_count(r, id, "execution.queued", NULL), 0);
+    assert_int_equal(rec_count(r, id, "execution.started", NULL), 0);
+    assert_int_equal(rec_count(r, id, "node.started", "a"), 0);
+    assert_int_equal(rec_count(r, id, "node.succeeded", "a"), 0);
+    assert_int_equal(rec_count(r, id, "node.succeeded", "b"), 1);
+    json_t *first = json_array_get(r->events, 0);
+    assert_int_equal(json_integer_value(json_object_get(first, "seq")), 5);
+    size_t n = json_array_size(r->events);
+    json_t *last = json_array_get(r->events, n - 1);
+    assert_int_equal(json_integer_value(json_object_get(last, "seq")), 4 + (json_int_t)n);
+    node_status(ex, "a", RF_ST_SUCCEEDED);
+    /* A recorded failure fails the execution without running anything. */
+    rf_exec_release(ex);
+    json_t *err = json_pack("{s:s, s:s, s:s}", "code", "boom", "message", "it broke", "node", "a");
+    done = (rf_resume_node){.node = 0, .status = RF_ST_FAILED, .attempts = 3, .error = err};
+    res.events = 5;
+    o.id = NULL;
+    assert_int_equal(rf_submit(eng, p, NULL, &o, &ex), 0);
+    assert_int_equal(rf_exec_wait(ex, WAIT_MS), 0);
+    assert_int_equal(rf_exec_status(ex), RF_ST_FAILED);
+    assert_int_equal(atomic_load(&count_runs), 2);
+    assert_string_equal(json_string_value(json_object_get(rf_exec_error(ex), "message")),
+                        "it broke");
+    /* A node index out of range or a status that is not terminal is refused. */
+    rf_exec_release(ex);
+    done = (rf_resume_node){.node = 9, .status = RF_ST_SUCCEEDED};
+    assert_int_equal(rf_submit(eng, p, NULL, &o, &ex), -EINVAL);
+    done = (rf_resume_node){.node = 0, .status = RF_ST_RUNNING};
+    assert_int_equal(rf_submit(eng, p, NULL, &o, &ex), -EINVAL);
+    json_decref(a_out);
+    json_decref(err);
+    rf_plan_release(p);
+    rec_free(r);
+    engine_done(eng);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -830,6 +968,9 @@ int main(void)
         cmocka_unit_test(test_compile_errors),
         cmocka_unit_test(test_inputs),
         cmocka_unit_test(test_document),
+        cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_held),
+        cmocka_unit_test(test_resume),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
