@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "engine/internal.h"
+#include "net/evjson.h"
 #include "net/http1.h"
 #include "ringflow.h"
 #include "sched/shard.h"
@@ -186,9 +187,5 @@ void rf_store_stats(struct rf_store *st, struct rf_store_stats *out);
 /* Free the calling thread's event scratch buffer (shard threads, before they exit). */
 void rf_store_thread_exit(void);
 
-/* Append event `ev` as JSON to b (compact, the spec's field order). -ENOMEM. */
-int rf_event_write(struct rf_buf *b, const rf_event *ev);
-/* Append `s` as a JSON string literal. -ENOMEM. */
-int rf_json_write_str(struct rf_buf *b, const char *s, size_t n);
 
 #endif /* RF_NET_STORE_H */
