@@ -413,6 +413,10 @@ struct rf_engine {
  * RF_SERVICES_MAX. */
 struct rf_shard_service;
 int rf__engine_set_service(rf_engine *eng, const struct rf_shard_service *svc);
+/* rf_graph_register with the version's creation time given (a journal's replay); 0 is
+ * now. */
+int rf__graph_register_at(rf_engine *eng, const char *json, size_t len, int64_t created_us,
+                          rf_diag *diag, rf_plan **out, bool *created);
 /* The shard `i` (valid after rf_engine_start until rf_engine_free). */
 struct rf_shard *rf__engine_shard(rf_engine *eng, uint32_t i);
 

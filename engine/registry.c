@@ -241,7 +241,7 @@ static struct rf_gentry *entry_insert(struct rf_registry *r, const char *name, i
     return e;
 }
 
-static int version_append(struct rf_gentry *e, rf_plan *p)
+static int version_append(struct rf_gentry *e, rf_plan *p, int64_t created_us)
 {
     if (e->n == RF_GRAPH_VERSIONS_MAX)
         return RF_ELIMIT;
@@ -254,13 +254,14 @@ static int version_append(struct rf_gentry *e, rf_plan *p)
         e->cap = cap;
     }
     p->version = e->n + 1;
-    p->created_us = rf_wall_us();
+    p->created_us = created_us ? created_us : rf_wall_us();
     e->versions[e->n++] = rf_plan_retain(p);
     return 0;
 }
 
 /* Under the write lock: an identical version, or a new one. */
-static int register_locked(struct rf_registry *r, rf_plan *p, rf_diag *diag, rf_plan **found)
+static int register_locked(struct rf_registry *r, rf_plan *p, int64_t created_us, rf_diag *diag,
+                           rf_plan **found)
 {
     int64_t k = find(r, p->name);
     struct rf_gentry *e = k >= 0 ? r->ents[k] : NULL;
@@ -277,11 +278,17 @@ static int register_locked(struct rf_registry *r, rf_plan *p, rf_diag *diag, rf_
         return rc;
     if (!e && !(e = entry_insert(r, p->name, k)))
         return r->n == RF_REGISTRY_NAMES_MAX ? RF_ELIMIT : -ENOMEM;
-    return version_append(e, p);
+    return version_append(e, p, created_us);
 }
 
 int rf_graph_register(rf_engine *eng, const char *json, size_t len, rf_diag *diag,
                       rf_plan **out, bool *created)
+{
+    return rf__graph_register_at(eng, json, len, 0, diag, out, created);
+}
+
+int rf__graph_register_at(rf_engine *eng, const char *json, size_t len, int64_t created_us,
+                          rf_diag *diag, rf_plan **out, bool *created)
 {
     struct rf_registry *r = eng ? eng->reg : NULL;
     rf_plan *p = NULL, *found = NULL;
@@ -296,7 +303,7 @@ int rf_graph_register(rf_engine *eng, const char *json, size_t len, rf_diag *dia
     if (rc < 0)
         goto out;
     pthread_rwlock_wrlock(&r->lock);
-    rc = register_locked(r, p, diag, &found);
+    rc = register_locked(r, p, created_us, diag, &found);
     pthread_rwlock_unlock(&r->lock);
     if (rc < 0)
         goto out;

@@ -25,6 +25,7 @@
 #include "engine/alloc.h"
 #include "net/api.h"
 #include "net/server.h"
+#include "net/sjournal.h"
 #include "net/url.h"
 #include "net/wsapi.h"
 
@@ -45,6 +46,7 @@ struct rf_api {
     struct rf_store *st;
     struct rf_metrics *m;
     struct rf_api_config cfg;
+    struct rf_sjournal *sj; /* the journal, or NULL (memory only) */
     _Atomic uint32_t draining; /* relaxed flag: graceful stop began */
     unsigned char token_key[TOKEN_KEY_BYTES];
 };
@@ -186,14 +188,28 @@ static void h_readyz(struct rf_api *api, struct rf_hreq *r)
     r->x.route = RF_ROUTE_READYZ;
     if (!is_get(r))
         return method_not_allowed(r, "GET, HEAD");
+    const char *storage = api->sj ? "journal" : "memory";
     if (draining(api)) {
         rf_resp_json(&r->x, 503, NULL,
-                     json_pack("{s:s, s:s}", "status", "stopping", "cache", "memory"));
+                     json_pack("{s:s, s:s, s:s}", "status", "stopping", "storage", storage,
+                               "cache", "memory"));
+        return;
+    }
+    if (api->sj && rf_sjournal_failed(api->sj)) {
+        rf_resp_json(&r->x, 503, NULL,
+                     json_pack("{s:s, s:s, s:s}", "status", "failed", "storage",
+                               "journal failed: restarting into recovery", "cache", "memory"));
+        return;
+    }
+    if (api->sj && rf_sjournal_no_space(api->sj)) {
+        rf_resp_json(&r->x, 503, NULL,
+                     json_pack("{s:s, s:s, s:s}", "status", "storage_full", "storage",
+                               "journal: no space for a new segment", "cache", "memory"));
         return;
     }
     rf_resp_json(&r->x, 200, NULL,
                  json_pack("{s:s, s:i, s:s, s:s}", "status", "ready", "shards",
-                           (json_int_t)rf_engine_shards(api->eng), "storage", "memory",
+                           (json_int_t)rf_engine_shards(api->eng), "storage", storage,
                            "cache", "memory"));
 }
 
@@ -262,6 +278,78 @@ static char *graph_text(struct rf_hreq *r, json_t *doc, const char *name, size_t
     return text;
 }
 
+static void graph_answer(struct rf_rctx *x, const rf_plan *p, int status)
+{
+    rf_resp_json(x, status, NULL,
+                 json_pack("{s:s, s:i, s:s, s:s}", "name", rf_plan_name(p), "version",
+                           (json_int_t)rf_plan_version(p), "graph_hash", rf_plan_hash(p),
+                           "account", RF_ACCOUNT_NAME));
+}
+
+/* Errors of a journal that cannot take a record (net/sjournal.h). */
+static void journal_refused(struct rf_rctx *x, int rc)
+{
+    if (rc == -ENOSPC)
+        rf_resp_error(x, 507, "insufficient_storage", "Retry-After: 5\r\n", NULL,
+                      "the journal has no space left; nothing was accepted");
+    else if (rc == -EAGAIN)
+        rf_resp_error(x, 503, "busy", "Retry-After: 1\r\n", NULL,
+                      "the journal is busy; retry later");
+    else if (rc == -ESHUTDOWN)
+        rf_resp_error(x, 503, "stopping", "Retry-After: 5\r\n", NULL, "the server is stopping");
+    else
+        rf_resp_error(x, 503, "journal_failed", "Retry-After: 5\r\n", NULL,
+                      "the journal failed (%s); the server restarts into recovery",
+                      rf_strerror(rc));
+}
+
+/* A request parked until the journal says its record is durable. */
+struct pgraph {
+    struct rf_jwait w;
+    struct rf_rctx x;
+    rf_plan *p;
+    bool gone; /* the connection closed meanwhile */
+};
+
+static void pgraph_closed(void *ud)
+{
+    ((struct pgraph *)ud)->gone = true;
+}
+
+static void pgraph_done(struct rf_jwait *w, int res)
+{
+    struct pgraph *g = rf_container_of(w, struct pgraph, w);
+
+    if (!g->gone) {
+        if (res == 0)
+            graph_answer(&g->x, g->p, 201);
+        else
+            journal_refused(&g->x, res);
+    }
+    rf_plan_release(g->p);
+    rf_free(g);
+}
+
+static void graph_journal(struct rf_api *api, struct rf_hreq *r, rf_plan *p)
+{
+    struct pgraph *g = rf_calloc(1, sizeof(*g));
+    int rc;
+
+    if (!g)
+        return rf_resp_error(&r->x, 500, "no_memory", NULL, NULL, "out of memory");
+    g->x = r->x;
+    g->p = rf_plan_retain(p);
+    g->w.done = pgraph_done;
+    rc = rf_sjournal_graph(api->sj, p, &g->w);
+    if (rc < 0) {
+        journal_refused(&r->x, rc);
+        rf_plan_release(g->p);
+        rf_free(g);
+        return;
+    }
+    rf_conn_park(&g->x, pgraph_closed, g);
+}
+
 static void graph_put(struct rf_api *api, struct rf_hreq *r, const char *name)
 {
     rf_diag diag;
@@ -287,11 +375,10 @@ static void graph_put(struct rf_api *api, struct rf_hreq *r, const char *name)
     } else if (rc < 0) {
         rf_resp_error(&r->x, rc == -ENOMEM ? 500 : 422, rc == -ENOMEM ? "no_memory" : "invalid_graph",
                       NULL, NULL, "%s", rf_strerror(rc));
+    } else if (created && api->sj) {
+        graph_journal(api, r, p);
     } else {
-        rf_resp_json(&r->x, created ? 201 : 200, NULL,
-                     json_pack("{s:s, s:i, s:s, s:s}", "name", rf_plan_name(p), "version",
-                               (json_int_t)rf_plan_version(p), "graph_hash", rf_plan_hash(p),
-                               "account", RF_ACCOUNT_NAME));
+        graph_answer(&r->x, p, created ? 201 : 200);
     }
     rf_diag_free(&diag);
     rf_plan_release(p);
@@ -475,7 +562,7 @@ static inline void put_cstr(char **o, const char *s)
 /* The submission's answer, written directly into a stack buffer: it is the API's hot path.
  * Every variable part has a bounded length and needs no escaping: the id (26 Crockford
  * base32), the graph name ([a-z0-9._-]{1,64}), the version, the status and token. */
-static void submitted(struct rf_api *api, struct rf_hreq *r, struct rf_xrec *x, int status)
+static void submitted(struct rf_api *api, struct rf_rctx *rx, struct rf_xrec *x, int status)
 {
     static const char *const link[] = {"\",\"links\":{\"self\":\"/v1/executions/",
                                        "\",\"events\":\"/v1/executions/",
@@ -503,7 +590,7 @@ static void submitted(struct rf_api *api, struct rf_hreq *r, struct rf_xrec *x, 
     }
     put_cstr(&o, "\"}}");
     RF_ASSERT(o <= buf + sizeof(buf));
-    rf_resp(&r->x, status, "application/json", NULL, buf, (size_t)(o - buf));
+    rf_resp(rx, status, "application/json", NULL, buf, (size_t)(o - buf));
 }
 
 /* Check the envelope {inputs, version?, idempotency_key?, priority?, tags?}. Problems are
@@ -559,37 +646,70 @@ static void submit_envelope(json_t *body, rf_diag *d, uint32_t *version, const c
     }
 }
 
-static void submit_failed(struct rf_api *api, struct rf_hreq *r, int rc, rf_diag *d,
+static void submit_failed(struct rf_api *api, struct rf_rctx *rx, int rc, rf_diag *d,
                           const char *name)
 {
     switch (rc) {
+    case -EIO:
+    case -ENOSPC:
+    case -EAGAIN:
+        journal_refused(rx, rc);
+        return;
     case RF_EINPUTS:
-        rf_resp_error(&r->x, 422, "invalid_inputs", NULL, diag_details(d),
+        rf_resp_error(rx, 422, "invalid_inputs", NULL, diag_details(d),
                       "the inputs have %u problem(s)", d->count);
         return;
     case RF_EOVERLOAD:
         rf_metrics_rejected(api->m);
-        rf_resp_error(&r->x, 429, "overloaded", "Retry-After: 1\r\n", NULL,
+        rf_resp_error(rx, 429, "overloaded", "Retry-After: 1\r\n", NULL,
                       "this shard has its maximum of executions in flight; retry later");
         return;
     case -ESHUTDOWN:
-        rf_resp_error(&r->x, 503, "stopping", "Retry-After: 5\r\n", NULL,
+        rf_resp_error(rx, 503, "stopping", "Retry-After: 5\r\n", NULL,
                       "the server is stopping");
         return;
     case -EINPROGRESS:
-        rf_resp_error(&r->x, 409, "in_progress", NULL, NULL,
+        rf_resp_error(rx, 409, "in_progress", NULL, NULL,
                       "a submission with this idempotency_key for graph %s is in progress",
                       name);
         return;
     default:
-        rf_resp_error(&r->x, 500, "internal", NULL, NULL, "submission failed: %s",
+        rf_resp_error(rx, 500, "internal", NULL, NULL, "submission failed: %s",
                       rf_strerror(rc));
     }
+}
+
+/* A submission parked until its ACCEPT is durable. */
+struct psub {
+    struct rf_api *api;
+    struct rf_rctx x;
+    bool gone; /* the connection closed meanwhile: nobody to answer */
+};
+
+static void psub_closed(void *ud)
+{
+    ((struct psub *)ud)->gone = true;
+}
+
+static void psub_accepted(void *ud, struct rf_xrec *x, int res)
+{
+    struct psub *p = ud;
+
+    if (!p->gone) {
+        if (res == 0)
+            submitted(p->api, &p->x, x, 202);
+        else
+            submit_failed(p->api, &p->x, res, NULL, "");
+    }
+    if (res == 0)
+        rf_xrec_release(x);
+    rf_free(p);
 }
 
 static void submit(struct rf_api *api, struct rf_hreq *r, const char *name)
 {
     struct rf_store_submit s = {.shard = rf_conn_shard(r->x.c)->id};
+    struct psub *ps = NULL;
     uint32_t version = 0;
     json_t *tags = NULL, *body;
     struct rf_xrec *x;
@@ -599,7 +719,7 @@ static void submit(struct rf_api *api, struct rf_hreq *r, const char *name)
 
     r->x.route = RF_ROUTE_SUBMIT;
     if (draining(api))
-        return submit_failed(api, r, -ESHUTDOWN, NULL, name);
+        return submit_failed(api, &r->x, -ESHUTDOWN, NULL, name);
     if (!(body = json_body(r, true)))
         return;
     rf_diag_init(&d);
@@ -623,13 +743,31 @@ static void submit(struct rf_api *api, struct rf_hreq *r, const char *name)
     s.inputs = json_incref(json_object_get(body, "inputs"));
     s.tags = tags;
     s.diag = &d;
+    if (api->sj) {
+        ps = rf_calloc(1, sizeof(*ps));
+        if (!ps) {
+            rf_plan_release(s.plan);
+            json_decref(s.inputs);
+            rf_resp_error(&r->x, 500, "no_memory", NULL, NULL, "out of memory");
+            goto out;
+        }
+        ps->api = api;
+        ps->x = r->x;
+        s.accepted = psub_accepted;
+        s.accepted_ud = ps;
+    }
     rc = rf_store_submit(api->st, &s, &x, &existing);
     rf_plan_release(s.plan);
-    if (rc < 0) {
-        submit_failed(api, r, rc, &d, name);
+    if (rc == 1) {
+        rf_conn_park(&ps->x, psub_closed, ps); /* answered once the journal has it */
         goto out;
     }
-    submitted(api, r, x, existing ? 200 : 202);
+    rf_free(ps);
+    if (rc < 0) {
+        submit_failed(api, &r->x, rc, &d, name);
+        goto out;
+    }
+    submitted(api, &r->x, x, existing ? 200 : 202);
     rf_xrec_release(x);
 out:
     rf_diag_free(&d);
@@ -968,28 +1106,114 @@ static void route_graphs(struct rf_api *api, struct rf_hreq *r, struct rf_slice 
     rf_resp_error(&r->x, 404, "not_found", NULL, NULL, "no such resource");
 }
 
-static void route_executions(struct rf_api *api, struct rf_hreq *r, struct rf_slice *seg, int n)
+/* Answer a request about execution x (held) with the segments after /v1/executions/{id}. */
+static void exec_route(struct rf_api *api, struct rf_hreq *r, struct rf_xrec *x,
+                       const struct rf_slice *sub)
 {
-    char id[RF_EXEC_ID_LEN + 8];
-    struct rf_xrec *x;
-
-    if (n == 2)
-        return h_executions(api, r);
-    if (n > 4 || seg_name(seg[2], id, sizeof(id)) < 0 || strlen(id) != RF_EXEC_ID_LEN - 1 ||
-        !(x = rf_store_get(api->st, id))) {
-        r->x.route = n == 3 ? RF_ROUTE_EXECUTION : RF_ROUTE_OTHER;
-        return not_found(r, "execution", n >= 3 ? "with this id" : "");
-    }
-    if (n == 3)
+    if (!sub)
         exec_get(api, r, x);
-    else if (slice_eq(seg[3], "events"))
+    else if (slice_eq(*sub, "events"))
         exec_events(api, r, x);
-    else if (slice_eq(seg[3], "result"))
+    else if (slice_eq(*sub, "result"))
         exec_result(api, r, x);
-    else if (slice_eq(seg[3], "cancel"))
+    else if (slice_eq(*sub, "cancel"))
         exec_cancel(api, r, x);
     else
         rf_resp_error(&r->x, 404, "not_found", NULL, NULL, "no such resource");
+}
+
+/* A request about an execution that left memory: parked while the journal reader looks
+ * for it, then answered as if it had been there. The parts of the request the handlers
+ * read (method, path, query) are copied. */
+struct plookup {
+    struct rf_sjlookup l;
+    struct rf_api *api;
+    struct rf_rctx x;
+    struct rf_http_req h;
+    bool gone;
+    bool has_sub;
+    uint32_t sub_off, sub_n; /* the segment after the id, within the path */
+    char *text; /* path, then query */
+};
+
+static void plookup_closed(void *ud)
+{
+    ((struct plookup *)ud)->gone = true;
+}
+
+static void plookup_done(struct rf_sjlookup *l, struct rf_xrec *x)
+{
+    struct plookup *p = rf_container_of(l, struct plookup, l);
+
+    if (!p->gone) {
+        struct rf_hreq r = {.x = p->x, .h = &p->h};
+        struct rf_slice sub = {p->text + p->sub_off, p->sub_n};
+        if (x) {
+            exec_route(p->api, &r, x, p->has_sub ? &sub : NULL);
+        } else {
+            r.x.route = p->has_sub ? RF_ROUTE_OTHER : RF_ROUTE_EXECUTION;
+            not_found(&r, "execution", "with this id");
+        }
+    }
+    rf_xrec_release(x);
+    rf_free(p->text);
+    rf_free(p);
+}
+
+/* 0 parked, or < 0 when a lookup cannot be made (then answer 404 at once). */
+static int exec_lookup(struct rf_api *api, struct rf_hreq *r, const char *id,
+                       const struct rf_slice *sub)
+{
+    struct plookup *p = rf_calloc(1, sizeof(*p));
+    const struct rf_http_req *h = r->h;
+
+    if (!p || !(p->text = rf_malloc((size_t)h->path.n + h->query.n + 1))) {
+        rf_free(p);
+        return -ENOMEM;
+    }
+    memcpy(p->text, h->path.p, h->path.n);
+    memcpy(p->text + h->path.n, h->query.p, h->query.n);
+    p->h.method = h->method;
+    p->h.method_s = h->method_s;
+    p->h.path = (struct rf_slice){p->text, h->path.n};
+    p->h.query = (struct rf_slice){p->text + h->path.n, h->query.n};
+    p->has_sub = sub != NULL;
+    p->sub_off = sub ? (uint32_t)(sub->p - h->path.p) : 0;
+    p->sub_n = sub ? sub->n : 0;
+    p->api = api;
+    p->x = r->x;
+    snprintf(p->l.id, sizeof(p->l.id), "%s", id);
+    p->l.done = plookup_done;
+    int rc = rf_sjournal_lookup(api->sj, &p->l);
+    if (rc < 0) {
+        rf_free(p->text);
+        rf_free(p);
+        return rc;
+    }
+    rf_conn_park(&p->x, plookup_closed, p);
+    return 0;
+}
+
+static void route_executions(struct rf_api *api, struct rf_hreq *r, struct rf_slice *seg, int n)
+{
+    char id[RF_EXEC_ID_LEN + 8];
+    const struct rf_slice *sub = n == 4 ? &seg[3] : NULL;
+    struct rf_xrec *x = NULL;
+
+    if (n == 2)
+        return h_executions(api, r);
+    r->x.route = n == 3 ? RF_ROUTE_EXECUTION : RF_ROUTE_OTHER;
+    if (n > 4 || seg_name(seg[2], id, sizeof(id)) < 0 || strlen(id) != RF_EXEC_ID_LEN - 1)
+        return not_found(r, "execution", n >= 3 ? "with this id" : "");
+    x = rf_store_get(api->st, id);
+    if (!x) {
+        if (api->sj && (!sub || slice_eq(*sub, "events") || slice_eq(*sub, "result") ||
+                        slice_eq(*sub, "cancel")) &&
+            exec_lookup(api, r, id, sub) == 0)
+            return;
+        return not_found(r, "execution", "with this id");
+    }
+    exec_route(api, r, x, sub);
     rf_xrec_release(x);
 }
 
@@ -1039,6 +1263,11 @@ int rf_api_new(rf_engine *eng, struct rf_store *st, struct rf_metrics *m,
     }
     *out = api;
     return 0;
+}
+
+void rf_api_set_journal(struct rf_api *api, struct rf_sjournal *sj)
+{
+    api->sj = sj;
 }
 
 void rf_api_free(struct rf_api *api)

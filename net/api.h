@@ -25,6 +25,10 @@ struct rf_api;
 int rf_api_new(rf_engine *eng, struct rf_store *st, struct rf_metrics *m,
                const struct rf_api_config *cfg, struct rf_api **out);
 void rf_api_free(struct rf_api *api);
+/* Make submissions and graph registrations durable through `sj` (borrowed; before the
+ * engine starts). */
+struct rf_sjournal;
+void rf_api_set_journal(struct rf_api *api, struct rf_sjournal *sj);
 
 /* Answer one request (shard thread). */
 void rf_api_handle(struct rf_api *api, struct rf_hreq *r);

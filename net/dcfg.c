@@ -157,7 +157,8 @@ static const struct opt opts[] = {
      .help = "executions in flight per shard; past it submissions get 429"},
     {.name = "executions-max", .metavar = "N", .type = T_UINT, FIELD(executions_max), .min = 1,
      .max = 100000000, .def = "20000",
-     .help = "finished executions kept in memory for queries (about 6 KiB each for a small graph)"},
+     .help = "finished executions kept in memory for queries (about 3 KiB each for a small "
+             "graph); older ones are read from the journal"},
     {.name = "events-per-execution-max", .metavar = "N", .type = T_UINT,
      FIELD(events_per_execution_max), .min = 1, .max = 10000000, .def = "100000",
      .help = "events kept per execution"},
@@ -174,6 +175,17 @@ static const struct opt opts[] = {
     {.name = "durability", .metavar = "MODE", .type = T_ENUM, FIELD(durability_sync),
      .ev = ev_durability, .def = "sync",
      .help = "sync: answer 202 after fdatasync; none: once the write is queued"},
+    {.name = "journal-segment-size", .metavar = "SIZE", .type = T_SIZE,
+     FIELD(journal_segment_bytes), .min = MIB, .max = 64 * GIB, .def = "64MiB",
+     .help = "preallocated size of one journal segment file"},
+    {.name = "repair-journal", .metavar = "", .type = T_BOOL, FIELD(repair_journal),
+     .def = "false",
+     .help = "at start-up, cut a corrupted journal at the damage (later segments are moved "
+             "to damaged/) instead of refusing to start"},
+    {.name = "journal-faults", .metavar = "SPEC", .type = T_STR, FIELD(journal_faults),
+     .min = 0, .max = RF_DCFG_URL_BYTES - 1, .optional = true, .def_show = "unset",
+     .help = "testing only: inject journal I/O errors, e.g. eio_sync=3,short_write=2 "
+             "(also eio_write, enospc): the n-th such operation of each shard fails"},
     {.name = "redis", .metavar = "URL", .type = T_STR, FIELD(redis_url), .min = 0,
      .max = RF_DCFG_URL_BYTES - 1, .optional = true, .conv = conv_redis, .def_show = "unset",
      .help = "shared cache, redis://host:port[/db]; unset: in-memory cache, one instance"},

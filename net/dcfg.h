@@ -58,6 +58,9 @@ struct rf_dcfg {
     uint64_t cache_bytes_max, cache_entries_max;
     uint32_t ring_entries;
     bool no_pin;
+    uint64_t journal_segment_bytes;        /* preallocated size of a journal segment */
+    bool repair_journal;                   /* cut a corrupted journal instead of refusing */
+    char journal_faults[RF_DCFG_URL_BYTES]; /* tests: injected journal I/O errors; "" none */
 };
 
 /* Fill *c (caller-owned) with the defaults that --help shows. */

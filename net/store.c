@@ -25,34 +25,19 @@
 #include "engine/jcs.h"
 #include "engine/xdoc.h"
 #include "net/metrics.h"
-#include "net/store.h"
-
-#define RF_STORE_STRIPES   64u
-#define RF_ALIGN_UP(n, a) (((n) + (a)-1) / (a) * (a))
-
-struct stripe {
-    rf_spin lock;
-} RF_ALIGNED_CL;
-
-struct rf_store {
-    rf_engine *eng;
-    struct rf_metrics *m;
-    struct rf_store_config cfg;
-    uint64_t nbuckets; /* a power of two */
-    struct rf_xrec **by_id, **by_idem;
-    struct stripe stripes[RF_STORE_STRIPES];
-
-    rf_spin list_lock RF_ALIGNED_CL; /* everything below */
-    struct rf_xrec *newest, *oldest;
-    struct rf_xrec *fifo_head, *fifo_tail;
-    uint64_t nlisted, nfinished, nevicted;
-};
+#include "net/sjournal.h"
+#include "net/store_int.h"
 
 static _Thread_local struct rf_buf ev_scratch; /* one event's JSON, per thread */
 
 void rf_store_thread_exit(void)
 {
     rf_buf_free(&ev_scratch);
+}
+
+struct rf_buf *rf__store_scratch(void)
+{
+    return &ev_scratch;
 }
 
 /* --- hashing and the chains ------------------------------------------------------------ */
@@ -98,35 +83,13 @@ static void chain_del(struct rf_xrec **head, struct rf_xrec *x, size_t off)
 
 /* --- records ------------------------------------------------------------------------- */
 
-/* Event texts live in chunks that never move (readers on other shards hold pointers into
- * them while they hold the record) and are freed with the record. The first chunk is part
- * of the record's own allocation, sized for the events a run of the plan usually makes,
- * so a small execution's whole record is one block: retiring it is one free. */
-struct rf_evchunk {
-    struct rf_evchunk *next;
-    uint32_t used, cap;
-    _Alignas(uint32_t) char data[];
-};
-
-/* What a finished execution keeps of itself: the texts of its inputs, output and error,
- * one after another in data[]. */
-struct rf_xfinal {
-    rf_status status;
-    uint32_t in_len, out_len, err_len;
-    char data[];
-};
-
-#define RF_EVT_GUESS_BYTES 256u  /* a typical event's text, for the first chunk */
-#define RF_EVCHUNK_MIN     1024u /* later chunks: at least this, doubling */
-#define RF_EVCHUNK_FIRST_MAX (16u << 10)
-
 struct rf_xrec *rf_xrec_retain(struct rf_xrec *x)
 {
     atomic_fetch_add_explicit(&x->refs, 1, memory_order_relaxed); /* the caller holds one */
     return x;
 }
 
-static void xrec_free(struct rf_xrec *x)
+void rf__xrec_free(struct rf_xrec *x)
 {
     struct rf_evchunk *c = x->chunks;
 
@@ -142,6 +105,7 @@ static void xrec_free(struct rf_xrec *x)
     rf_free(x->fin);
     json_decref(x->tags);
     rf_exec_release(x->ex);
+    rf_exec_release(x->held);
     rf_plan_release(x->plan);
     rf_free(x);
 }
@@ -150,13 +114,14 @@ void rf_xrec_release(struct rf_xrec *x)
 {
     /* acq_rel: the last release sees every write made under earlier references. */
     if (x && atomic_fetch_sub_explicit(&x->refs, 1, memory_order_acq_rel) == 1)
-        xrec_free(x);
+        rf__xrec_free(x);
 }
 
 /* One block: the record, its first ev[] array, node_start_us[] and the first chunk. */
-static struct rf_xrec *xrec_new(struct rf_store *st, const struct rf_store_submit *s)
+struct rf_xrec *rf__xrec_new(struct rf_store *st, rf_plan *plan, const char *idem,
+                             const json_t *tags)
 {
-    uint32_t n = rf_plan_nodes(s->plan);
+    uint32_t n = rf_plan_nodes(plan);
     uint32_t evs = RF_MIN(2 * n + 3, 64u); /* queued, started, 2 per node, the end */
     uint32_t first = RF_MIN(evs * RF_EVT_GUESS_BYTES, RF_EVCHUNK_FIRST_MAX);
     size_t ev_off = sizeof(struct rf_xrec);
@@ -169,7 +134,7 @@ static struct rf_xrec *xrec_new(struct rf_store *st, const struct rf_store_submi
     memset(x, 0, ch_off);
     x->st = st;
     x->account = RF_ACCOUNT_DEFAULT;
-    x->plan = rf_plan_retain(s->plan);
+    x->plan = rf_plan_retain(plan);
     atomic_init(&x->refs, 1); /* the caller's, becomes the index's */
     atomic_init(&x->accepted, false);
     x->created_us = rf_wall_us();
@@ -180,11 +145,11 @@ static struct rf_xrec *xrec_new(struct rf_store *st, const struct rf_store_submi
     x->chunks->next = NULL;
     x->chunks->used = 0;
     x->chunks->cap = first;
-    x->idem = s->idem ? rf_strdup(s->idem) : NULL;
-    x->tags = s->tags ? json_incref((json_t *)s->tags) : NULL;
-    x->graph_metric = st->m ? rf_metrics_graph(st->m, rf_plan_name(s->plan)) : 0;
-    if (s->idem && !x->idem) {
-        xrec_free(x);
+    x->idem = idem ? rf_strdup(idem) : NULL;
+    x->tags = tags ? json_incref((json_t *)tags) : NULL;
+    x->graph_metric = st->m ? rf_metrics_graph(st->m, rf_plan_name(plan)) : 0;
+    if (idem && !x->idem) {
+        rf__xrec_free(x);
         return NULL;
     }
     return x;
@@ -241,6 +206,51 @@ static struct rf_xfinal *final_new(rf_exec *ex)
     }
     json_decref(out);
     return f;
+}
+
+static struct rf_evt **ev_grow(struct rf_xrec *x, uint32_t *cap);
+
+int rf__xrec_event_text(struct rf_xrec *x, const char *text, uint32_t len)
+{
+    struct rf_evt *e = evt_alloc(x, len), **nv = NULL;
+    uint32_t cap = 0;
+
+    if (!e)
+        return -ENOMEM;
+    if (x->nev == x->evcap && !(nv = ev_grow(x, &cap)))
+        return -ENOMEM;
+    if (nv) {
+        if (x->ev != (struct rf_evt **)(x + 1))
+            rf_free(x->ev);
+        x->ev = nv;
+        x->evcap = cap;
+    }
+    e->len = len;
+    memcpy(e->s, text, len);
+    e->s[len] = '\0';
+    x->ev[x->nev++] = e;
+    return 0;
+}
+
+int rf__xrec_finish(struct rf_xrec *x, rf_status status, const char *in, uint32_t in_len,
+                    const char *out, uint32_t out_len, const char *err, uint32_t err_len)
+{
+    struct rf_xfinal *f = rf_malloc(sizeof(*f) + (size_t)in_len + out_len + err_len);
+
+    if (!f)
+        return -ENOMEM;
+    f->status = status;
+    f->in_len = in_len;
+    f->out_len = out_len;
+    f->err_len = err_len;
+    memcpy(f->data, in, in_len);
+    memcpy(f->data + in_len, out, out_len);
+    memcpy(f->data + in_len + out_len, err, err_len);
+    rf_free(x->fin);
+    x->fin = f;
+    x->done = true;
+    x->finished = true;
+    return 0;
 }
 
 rf_status rf_store_status(struct rf_xrec *x)
@@ -333,7 +343,7 @@ static struct rf_evt **ev_grow(struct rf_xrec *x, uint32_t *cap)
     return nv;
 }
 
-static void on_event(void *ud, const rf_event *ev)
+void rf__store_on_event(void *ud, const rf_event *ev)
 {
     struct rf_xrec *x = ud;
     struct rf_buf *b = &ev_scratch;
@@ -367,6 +377,8 @@ static void on_event(void *ud, const rf_event *ev)
     rf_spin_unlock(&x->lock);
     if (old && old != (struct rf_evt **)(x + 1))
         rf_free(old);
+    if (x->st->sj)
+        rf__sjournal_touch(x->st->sj, x);
 }
 
 static void fifo_push_locked(struct rf_store *st, struct rf_xrec *x)
@@ -434,7 +446,7 @@ static void evict_release(struct rf_store *st, struct rf_xrec *out)
     }
 }
 
-static void on_done(void *ud, rf_exec *ex)
+void rf__store_on_done(void *ud, rf_exec *ex)
 {
     struct rf_xrec *x = ud;
     struct rf_store *st = x->st;
@@ -462,12 +474,16 @@ static void on_done(void *ud, rf_exec *ex)
     rf_exec_release(retired);
     rf_spin_lock(&st->list_lock);
     x->finished = true;
-    if (x->listed) {
+    if (!st->sj)
+        x->evictable = true; /* else once its SUMMARY is in the journal */
+    if (x->listed && x->evictable) {
         fifo_push_locked(st, x);
         evicted = evict_locked(st);
     }
     rf_spin_unlock(&st->list_lock);
     evict_release(st, evicted);
+    if (st->sj)
+        rf__sjournal_touch(st->sj, x);
 }
 
 /* --- the store ----------------------------------------------------------------------- */
@@ -516,8 +532,8 @@ void rf_store_free(struct rf_store *st)
 
 /* Find or claim the idempotency key: 0 with *found set (retained) or a placeholder x
  * linked; -EINPROGRESS when the key's placeholder has no execution yet. */
-static int idem_claim(struct rf_store *st, struct rf_xrec *x, const char *key,
-                      struct rf_xrec **found)
+int rf__store_idem_claim(struct rf_store *st, struct rf_xrec *x, const char *key,
+                         struct rf_xrec **found)
 {
     const char *graph = rf_plan_name(x->plan);
     uint64_t b = idem_bucket(st, graph, key);
@@ -541,7 +557,7 @@ out:
     return rc;
 }
 
-static void idem_unclaim(struct rf_store *st, struct rf_xrec *x)
+void rf__store_idem_unclaim(struct rf_store *st, struct rf_xrec *x)
 {
     uint64_t b = idem_bucket(st, rf_plan_name(x->plan), x->idem);
 
@@ -550,7 +566,7 @@ static void idem_unclaim(struct rf_store *st, struct rf_xrec *x)
     rf_spin_unlock(stripe_of(st, b));
 }
 
-static void index_new(struct rf_store *st, struct rf_xrec *x)
+void rf__store_index_new(struct rf_store *st, struct rf_xrec *x)
 {
     uint64_t b = id_bucket(st, x->id);
     struct rf_xrec *evicted = NULL;
@@ -569,7 +585,21 @@ static void index_new(struct rf_store *st, struct rf_xrec *x)
     st->newest = x;
     x->listed = true;
     st->nlisted++;
-    if (x->finished) {
+    if (x->finished && x->evictable) {
+        fifo_push_locked(st, x);
+        evicted = evict_locked(st);
+    }
+    rf_spin_unlock(&st->list_lock);
+    evict_release(st, evicted);
+}
+
+void rf__store_evictable(struct rf_store *st, struct rf_xrec *x)
+{
+    struct rf_xrec *evicted = NULL;
+
+    rf_spin_lock(&st->list_lock);
+    x->evictable = true;
+    if (x->finished && x->listed && !x->in_fifo) {
         fifo_push_locked(st, x);
         evicted = evict_locked(st);
     }
@@ -581,17 +611,18 @@ int rf_store_submit(struct rf_store *st, struct rf_store_submit *s, struct rf_xr
                     bool *existing)
 {
     struct rf_xrec *x, *found;
+    char id[RF_ID_BYTES];
     rf_exec *ex;
     int rc;
 
     *existing = false;
-    x = xrec_new(st, s);
+    x = rf__xrec_new(st, s->plan, s->idem, s->tags);
     if (!x) {
         json_decref(s->inputs);
         return -ENOMEM;
     }
-    if (s->idem && (rc = idem_claim(st, x, s->idem, &found)) <= 0 && (rc < 0 || found)) {
-        xrec_free(x);
+    if (s->idem && (rc = rf__store_idem_claim(st, x, s->idem, &found)) <= 0 && (rc < 0 || found)) {
+        rf__xrec_free(x);
         json_decref(s->inputs);
         if (rc < 0)
             return rc;
@@ -599,24 +630,45 @@ int rf_store_submit(struct rf_store *st, struct rf_store_submit *s, struct rf_xr
         *out = found;
         return 0;
     }
-    rf_callbacks cb = {.event = on_event, .done = on_done, .ud = x};
+    rf_callbacks cb = {.event = rf__store_on_event, .done = rf__store_on_done, .ud = x};
     rf_submit_opts o = {.callbacks = &cb,
                         .flags = RF_SUBMIT_SHARD,
                         .shard = s->shard,
                         .diag = s->diag,
                         .tags = s->tags};
+    x->home = s->shard;
+    if (st->sj) {
+        /* Durable first: the execution is held until its ACCEPT is on disk. */
+        rf__sjournal_make_id(st->sj, s->shard, id);
+        o.id = id;
+        o.flags |= RF_SUBMIT_HELD;
+    }
     /* The extra reference is the caller's; the callbacks use the index's. */
     atomic_fetch_add_explicit(&x->refs, 1, memory_order_relaxed); /* not shared yet */
     rc = rf_submit(st->eng, s->plan, s->inputs, &o, &ex);
     s->inputs = NULL;
     if (rc < 0) {
         if (x->idem)
-            idem_unclaim(st, x);
-        xrec_free(x);
+            rf__store_idem_unclaim(st, x);
+        rf__xrec_free(x);
         return rc;
     }
     memcpy(x->id, rf_exec_id(ex), RF_EXEC_ID_LEN);
     x->created_us = ex->created_us;
+    if (st->sj) {
+        x->held = ex;
+        x->on_accepted = s->accepted;
+        x->on_accepted_ud = s->accepted_ud;
+        rc = rf__sjournal_accept(st->sj, x);
+        if (rc < 0) {
+            rf_exec_abandon(ex);
+            if (x->idem)
+                rf__store_idem_unclaim(st, x);
+            rf__xrec_free(x);
+            return rc;
+        }
+        return 1;
+    }
     rf_spin_lock(&x->lock);
     if (!x->fin) {
         x->ex = ex; /* ours until done */
@@ -626,7 +678,7 @@ int rf_store_submit(struct rf_store *st, struct rf_store_submit *s, struct rf_xr
     rf_exec_release(ex); /* it finished already: its summary is all we keep */
     /* Release: a thread that finds x through the idempotency chain reads a complete x. */
     atomic_store_explicit(&x->accepted, true, memory_order_release);
-    index_new(st, x);
+    rf__store_index_new(st, x);
     *out = x;
     return 0;
 }

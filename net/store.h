@@ -34,6 +34,7 @@
 #include "net/http1.h"
 #include "ringflow.h"
 #include "sched/shard.h"
+#include "storage/journal.h"
 
 #define RF_ACCOUNT_DEFAULT   0u
 #define RF_ACCOUNT_NAME      "default" /* the account id resources show (one for now) */
@@ -94,6 +95,20 @@ struct rf_xrec {
     struct rf_xrec *hnext, *inext;
     struct rf_xrec *lprev, *lnext, *fnext;
     bool listed, finished, in_fifo;
+    bool evictable; /* may leave memory: finished, and in the journal if there is one */
+
+    /* the journal (net/sjournal.c), on the home shard unless said otherwise */
+    uint32_t home;              /* the shard whose journal holds this execution */
+    uint32_t journaled;         /* events already in the journal */
+    bool summarized;            /* its SUMMARY is appended */
+    bool jlisted;               /* on the home shard's list of records with journal work */
+    struct rf_xrec *jnext;
+    _Atomic uint8_t jqueued;    /* jpost is on its way to the home shard (any thread) */
+    struct rf_post jpost;
+    struct rf_jwait jw;         /* the ACCEPT's waiter, then the SUMMARY's */
+    rf_exec *held;              /* the execution, held until its ACCEPT is durable */
+    void (*on_accepted)(void *ud, struct rf_xrec *x, int res);
+    void *on_accepted_ud;
 };
 
 struct rf_store_config {
@@ -116,12 +131,20 @@ struct rf_store_submit {
     json_t *inputs;      /* owned by the callee (NULL = {}) */
     const json_t *tags;  /* borrowed, NULL or an array of strings */
     const char *idem;    /* borrowed, NULL or the idempotency key */
-    uint32_t shard;      /* home shard */
+    uint32_t shard;      /* home shard: the calling shard when there is a journal */
     rf_diag *diag;       /* RF_EINPUTS: the problems */
+    /* With a journal: told on the home shard once the submission is durable (res 0: x is
+     * retained for the callee, its execution started) or could not be made so (res < 0:
+     * -EIO journal failed, -ENOSPC no space, -EAGAIN journal busy, -ESHUTDOWN; x must not
+     * be used after the call). */
+    void (*accepted)(void *ud, struct rf_xrec *x, int res);
+    void *accepted_ud;
 };
-/* Submit an execution and index it. On success *out is a retained record and *existing
- * says whether the idempotency key found an earlier one (nothing was submitted). Errors:
- * those of rf_submit, -EINPROGRESS when the key's first submission is still being made. */
+/* Submit an execution. Returns 0 with *out a retained record (indexed; *existing says
+ * whether the idempotency key found an earlier one, so nothing was submitted), or 1 when
+ * the store has a journal and the submission waits for it: s->accepted will be called.
+ * Errors: those of rf_submit, -EINPROGRESS when the key's first submission is still being
+ * made, and the journal's (see `accepted`) when it cannot take the record at all. */
 int rf_store_submit(struct rf_store *st, struct rf_store_submit *s, struct rf_xrec **out,
                     bool *existing);
 

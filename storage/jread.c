@@ -128,19 +128,15 @@ static void seg_close(struct seg *s)
 
 static bool zeros(const uint8_t *p, size_t n)
 {
-    size_t i = 0;
-    uint64_t acc = 0;
+    static const uint8_t zero[4096];
 
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        acc |= w;
-        if ((i & 4095) == 0 && acc)
+    while (n >= sizeof(zero)) {
+        if (memcmp(p, zero, sizeof(zero)) != 0)
             return false;
+        p += sizeof(zero);
+        n -= sizeof(zero);
     }
-    for (; i < n; i++)
-        acc |= p[i];
-    return acc == 0;
+    return memcmp(p, zero, n) == 0;
 }
 
 /* Bytes of the SEGMENT record at the start of s, or 0 when there is none valid. */

@@ -34,6 +34,7 @@
 #include "net/dcfg.h"
 #include "net/metrics.h"
 #include "net/server.h"
+#include "net/sjournal.h"
 #include "net/store.h"
 
 #define GRAPH_FILES_MAX   1024
@@ -49,8 +50,12 @@ struct daemon {
     struct rf_store *st;
     struct rf_api *api;
     struct rf_server *srv;
+    struct rf_sjournal *sj;
+    struct rf_journal_faults faults;
     int lock_fd;
 };
+
+#define FAILURE_CHECK_MS 200 /* how often the main thread looks for a failed journal */
 
 /* --- the data directory -------------------------------------------------------------------- */
 
@@ -138,6 +143,13 @@ static int register_one(struct daemon *d, const char *path, bool last_pass)
     rf_diag_init(&diag);
     rc = rf_graph_register(d->eng, text, len, &diag, &p, &created);
     free(text);
+    if (rc == 0 && created && d->sj && (rc = rf_sjournal_graph_wait(d->sj, p, 30000)) < 0) {
+        rf_log_error("\"msg\":\"cannot journal a graph file\",\"path\":\"%s\",\"err\":\"%s\"",
+                     path, strerror(-rc));
+        rf_plan_release(p);
+        rf_diag_free(&diag);
+        return -1;
+    }
     if (rc == 0) {
         rf_log_info("\"msg\":\"graph registered\",\"path\":\"%s\",\"graph\":\"%s\","
                     "\"version\":%u",
@@ -244,6 +256,65 @@ static int unsupported(const struct rf_dcfg *c)
     return 0;
 }
 
+/* --journal-faults "eio_sync=3,short_write=2": testing only. */
+static int parse_faults(const char *spec, struct rf_journal_faults *f)
+{
+    char buf[RF_DCFG_URL_BYTES], *save = NULL;
+
+    memset(f, 0, sizeof(*f));
+    snprintf(buf, sizeof(buf), "%s", spec);
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        char *end;
+        if (!eq)
+            return -EINVAL;
+        *eq = '\0';
+        unsigned long long n = strtoull(eq + 1, &end, 10);
+        if (*end || n == 0)
+            return -EINVAL;
+        if (strcmp(tok, "short_write") == 0)
+            f->short_write_at = n;
+        else if (strcmp(tok, "eio_write") == 0)
+            f->eio_write_at = n;
+        else if (strcmp(tok, "eio_sync") == 0)
+            f->eio_sync_at = n;
+        else if (strcmp(tok, "enospc") == 0)
+            f->enospc_at = n;
+        else
+            return -EINVAL;
+    }
+    return 0;
+}
+
+static int journal_open(struct daemon *d)
+{
+    char dir[RF_DCFG_PATH_BYTES + 16];
+    struct rf_sjournal_config jc = {.dir = dir,
+                                    .sync = d->cfg.durability_sync,
+                                    .segment_bytes = d->cfg.journal_segment_bytes,
+                                    .repair = d->cfg.repair_journal,
+                                    .retention_ms = d->cfg.retention_s * 1000};
+    int rc;
+
+    if (d->cfg.journal_faults[0]) {
+        if (parse_faults(d->cfg.journal_faults, &d->faults) < 0) {
+            rf_log_error("\"msg\":\"bad --journal-faults\",\"spec\":\"%s\"",
+                         d->cfg.journal_faults);
+            return -EINVAL;
+        }
+        jc.faults = &d->faults;
+    }
+    snprintf(dir, sizeof(dir), "%s/journal", d->cfg.data_dir);
+    rc = rf_sjournal_open(d->st, d->eng, &jc, &d->sj);
+    if (rc < 0) {
+        rf_log_error("\"msg\":\"cannot open the journal\",\"dir\":\"%s\",\"err\":\"%s\"",
+                     dir, rc == -EBADMSG ? "corrupted (see above)" : strerror(-rc));
+        return rc;
+    }
+    rf_api_set_journal(d->api, d->sj);
+    return 0;
+}
+
 static int start(struct daemon *d)
 {
     struct rf_server_config sc;
@@ -271,17 +342,35 @@ static int start(struct daemon *d)
                      d->cfg.listen_host, d->cfg.listen_port, strerror(-rc));
         return rc;
     }
+    if ((rc = journal_open(d)) < 0)
+        return rc;
     if ((rc = rf_engine_start(d->eng)) < 0) {
         rf_log_error("\"msg\":\"cannot start the shards\",\"err\":\"%s\"", rf_strerror(rc));
         return rc;
     }
+    if ((rc = rf_sjournal_apply_graphs(d->sj)) < 0) {
+        rf_log_error("\"msg\":\"recovery failed\",\"err\":\"%s\"", rf_strerror(rc));
+        return rc;
+    }
     return 0;
+}
+
+/* After the graph files: executions of their versions can come back. */
+static int recover_executions(struct daemon *d)
+{
+    int rc = rf_sjournal_apply(d->sj, NULL);
+
+    if (rc < 0)
+        rf_log_error("\"msg\":\"recovery failed\",\"err\":\"%s\"", rf_strerror(rc));
+    return rc;
 }
 
 static void teardown(struct daemon *d)
 {
     if (d->eng)
         rf_engine_stop(d->eng, 0);
+    rf_sjournal_free(d->sj);
+    d->sj = NULL;
     rf_server_free(d->srv);
     rf_store_free(d->st);
     rf_api_free(d->api);
@@ -289,6 +378,7 @@ static void teardown(struct daemon *d)
     rf_engine_free(d->eng);
     if (d->lock_fd >= 0)
         close(d->lock_fd);
+    d->lock_fd = -1;
 }
 
 /* The second signal during a drain cuts it short. */
@@ -349,16 +439,41 @@ int main(int argc, char **argv)
     }
     if (d.cfg.graphs_dir[0] && register_dir(&d) < 0)
         rf_log_warn("\"msg\":\"some graph files were not registered (see above)\"");
+    if (recover_executions(&d) < 0) {
+        teardown(&d);
+        return 1;
+    }
     json_t *cj = rf_dcfg_json(&d.cfg);
     char *cs = cj ? json_dumps(cj, JSON_COMPACT) : NULL;
     rf_log_info("\"msg\":\"listening\",\"addr\":\"%s\",\"port\":%u,\"shards\":%u,"
-                "\"storage\":\"memory (no journal yet)\",\"config\":%s",
+                "\"storage\":\"journal\",\"config\":%s",
                 d.cfg.listen_host, rf_server_port(d.srv), rf_engine_shards(d.eng),
                 cs ? cs : "null");
     free(cs);
     json_decref(cj);
-    while (sigwait(&set, &sig) != 0)
-        ;
+    struct timespec tick = {.tv_sec = 0, .tv_nsec = FAILURE_CHECK_MS * 1000000L};
+    int failed = 0;
+    for (;;) {
+        sig = sigtimedwait(&set, NULL, &tick);
+        if (sig > 0)
+            break;
+        if ((failed = rf_sjournal_failed(d.sj)) != 0)
+            break;
+    }
+    if (failed) {
+        /* The journal can no longer be trusted (a failed write or fdatasync is never
+         * retried): stop at once and start again, which recovers from what is on disk. */
+        rf_log_error("\"msg\":\"journal failed: restarting into recovery\",\"err\":\"%s\"",
+                     strerror(-failed));
+        rf_api_set_draining(d.api);
+        rf_server_stop_accepting(d.srv, ACCEPT_STOP_WAIT_MS);
+        rf_engine_stop(d.eng, 0);
+        teardown(&d);
+        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+        execv("/proc/self/exe", argv);
+        rf_log_error("\"msg\":\"cannot restart\",\"err\":\"%s\"", strerror(errno));
+        return 1;
+    }
     graceful_stop(&d, &set, sig);
     teardown(&d);
     return 0;
