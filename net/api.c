@@ -48,6 +48,7 @@ struct rf_api {
     struct rf_api_config cfg;
     struct rf_sjournal *sj; /* the journal, or NULL (memory only) */
     _Atomic uint32_t draining; /* relaxed flag: graceful stop began */
+    _Atomic uint32_t ready;    /* relaxed flag: recovery is over, requests are served */
     unsigned char token_key[TOKEN_KEY_BYTES];
 };
 
@@ -189,6 +190,11 @@ static void h_readyz(struct rf_api *api, struct rf_hreq *r)
     if (!is_get(r))
         return method_not_allowed(r, "GET, HEAD");
     const char *storage = api->sj ? "journal" : "memory";
+    if (!atomic_load_explicit(&api->ready, memory_order_relaxed)) { /* a flag */
+        rf_resp_json(&r->x, 503, NULL,
+                     json_pack("{s:s, s:s}", "status", "starting", "storage", storage));
+        return;
+    }
     if (draining(api)) {
         rf_resp_json(&r->x, 503, NULL,
                      json_pack("{s:s, s:s, s:s}", "status", "stopping", "storage", storage,
@@ -1228,6 +1234,10 @@ void rf_api_handle(struct rf_api *api, struct rf_hreq *r)
         return h_readyz(api, r);
     if (n == 1 && slice_eq(seg[0], "metrics"))
         return h_metrics(api, r);
+    /* Relaxed: a flag; what recovery built is published through the store's own locks. */
+    if (!atomic_load_explicit(&api->ready, memory_order_relaxed))
+        return rf_resp_error(&r->x, 503, "starting", "Retry-After: 1\r\n", NULL,
+                             "the server is recovering its journal; retry shortly");
     if (n >= 2 && slice_eq(seg[0], "v1")) {
         if (slice_eq(seg[1], "graphs"))
             return route_graphs(api, r, seg, n);
@@ -1268,6 +1278,11 @@ int rf_api_new(rf_engine *eng, struct rf_store *st, struct rf_metrics *m,
 void rf_api_set_journal(struct rf_api *api, struct rf_sjournal *sj)
 {
     api->sj = sj;
+}
+
+void rf_api_set_ready(struct rf_api *api)
+{
+    atomic_store_explicit(&api->ready, 1, memory_order_relaxed); /* a flag */
 }
 
 void rf_api_free(struct rf_api *api)

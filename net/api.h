@@ -29,6 +29,9 @@ void rf_api_free(struct rf_api *api);
  * engine starts). */
 struct rf_sjournal;
 void rf_api_set_journal(struct rf_api *api, struct rf_sjournal *sj);
+/* Serve requests: until then every route but /healthz, /readyz and /metrics answers 503
+ * "starting" (recovery is under way). Any thread. */
+void rf_api_set_ready(struct rf_api *api);
 
 /* Answer one request (shard thread). */
 void rf_api_handle(struct rf_api *api, struct rf_hreq *r);

@@ -51,6 +51,8 @@
 #define TICK_MS_MIN       10u
 #define TICK_MS_MAX       1000u
 #define HEADERS_CAP       1000u /* the parser's array; headers_max is checked against it */
+#define PORT_WAIT_MS      3000u /* start-up: how long a port still held may be waited for */
+#define PORT_RETRY_MS     50u
 
 enum conn_state {
     C_HTTP = 0, /* reading requests */
@@ -1296,7 +1298,16 @@ int rf_server_new(rf_engine *eng, const struct rf_server_config *cfg, struct rf_
     if (!srv->ss)
         goto err;
     srv->port = cfg->port;
-    if (srv->port && (rc = port_free(&srv->cfg)) < 0)
+    /* A process that just died may still hold the port for a moment: its io_uring rings
+     * are torn down by the kernel after the process is gone, and a ring's pending accept
+     * keeps the listener open until then. A restart after a crash waits for that. */
+    for (uint32_t waited = 0; srv->port; waited += PORT_RETRY_MS) {
+        rc = port_free(&srv->cfg);
+        if (rc != -EADDRINUSE || waited >= PORT_WAIT_MS)
+            break;
+        usleep(PORT_RETRY_MS * 1000);
+    }
+    if (srv->port && rc < 0)
         goto err;
     rc = -ENOMEM;
     for (uint32_t i = 0; i < srv->n; i++) {

@@ -112,6 +112,7 @@ struct rf_sjournal {
     struct rf_shard_service svc;
     struct recovery *rec;
     _Atomic uint32_t applied;
+    _Atomic uint32_t resuming; /* resume jobs posted and not finished (apply waits) */
 
     /* the reader of old executions */
     pthread_t reader;
@@ -452,8 +453,12 @@ static void svc_quit(void *ud, struct rf_shard *sh)
 static bool svc_busy(void *ud, struct rf_shard *sh)
 {
     struct sj_shard *ss = ((struct rf_sjournal *)ud)->sh[sh->id];
+    struct rf_journal_stats js;
 
-    if (ss->pending && rf_journal_error(ss->j)) {
+    rf_journal_stats(ss->j, &js);
+    if (ss->pending && (rf_journal_error(ss->j) || js.no_space)) {
+        /* Stopping with a journal that cannot take them: their ACCEPTs are written, so the
+         * next start resumes these executions (at least once, as documented). */
         /* Nothing more will be written: let the records go. */
         while (ss->pending) {
             struct rf_xrec *x = ss->pending;
@@ -1159,6 +1164,7 @@ static void resume_on_shard(struct rf_post *p, struct rf_shard *sh)
                      x->id, rf_strerror(rc));
         rf__xrec_free(x);
         job_free(j);
+        atomic_fetch_sub_explicit(&sj->resuming, 1, memory_order_release); /* as below */
         return;
     }
     rf_spin_lock(&x->lock);
@@ -1168,6 +1174,8 @@ static void resume_on_shard(struct rf_post *p, struct rf_shard *sh)
     rf_exec_release(ex);
     publish(sj, x);
     job_free(j);
+    /* Release: the applying thread then sees the record published. */
+    atomic_fetch_sub_explicit(&sj->resuming, 1, memory_order_release);
 }
 
 static int unfinished_apply(struct rf_sjournal *sj, struct recovery *rc)
@@ -1207,9 +1215,13 @@ static int unfinished_apply(struct rf_sjournal *sj, struct recovery *rc)
                 return -ENOMEM;
             }
         j->post.fn = resume_on_shard;
+        atomic_fetch_add_explicit(&sj->resuming, 1, memory_order_relaxed); /* before the post */
         rf__shard_post(rf__engine_shard(sj->eng, j->x->home), &j->post);
         rc->rep.executions_resumed++;
     }
+    /* Acquire: every resumed record is published before start-up says it is ready. */
+    while (atomic_load_explicit(&sj->resuming, memory_order_acquire))
+        usleep(1000);
     return 0;
 }
 

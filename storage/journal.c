@@ -97,6 +97,7 @@ struct rf_journal {
 };
 
 static void spare_step(struct rf_journal *j);
+static void rotate(struct rf_journal *j);
 
 void rf_journal_segment_name(uint64_t no, char out[RF_JOURNAL_NAME_BYTES])
 {
@@ -273,8 +274,18 @@ int rf_journal_open(const struct rf_journal_config *cfg, struct rf_journal **out
         rc = -errno;
         goto err;
     }
-    if ((rc = create_now(j, last_segment(j->dirfd) + 1)) < 0)
-        goto err;
+    uint64_t last = last_segment(j->dirfd);
+    if ((rc = create_now(j, last + 1)) < 0) {
+        if (rc != -ENOSPC && rc != -EDQUOT)
+            goto err;
+        /* No room for this run's first segment: start refusing with -ENOSPC (the journal
+         * read back fine; it is writing that must wait) and keep trying through the ring. */
+        rf_log_warn("\"msg\":\"journal: no space for a new segment at start-up; submissions "
+                    "get 507 until there is\",\"shard\":%u,\"dir\":\"%s\"",
+                    cfg->shard, j->dir);
+        j->seg_no = last;
+        j->nospace = -ENOSPC;
+    }
     *out = j;
     return 0;
 err:
@@ -362,6 +373,16 @@ static void spare_step(struct rf_journal *j)
 
 static void spare_retry_later(struct rf_journal *j, int err)
 {
+    if (j->quitting) { /* no more tries: what could not be written stays unwritten */
+        j->nospace = -ENOSPC;
+        if (j->nfd >= 0) {
+            close(j->nfd);
+            unlinkat(j->dirfd, j->nname, 0);
+            j->nfd = -1;
+        }
+        j->nstate = SP_NONE;
+        return;
+    }
     if (err == -ENOSPC && !j->nospace)
         rf_log_warn("\"msg\":\"journal: no space for a new segment; submissions get 507 until "
                     "there is\",\"shard\":%u,\"dir\":\"%s\"",
@@ -421,6 +442,8 @@ static void spare_cqe(rf_op *op, int res, uint32_t flags)
         if (j->nospace)
             rf_log_info("\"msg\":\"journal: space again\",\"shard\":%u", j->cfg.shard);
         j->nospace = 0;
+        if (j->fd < 0)
+            rotate(j); /* there was no segment at all: this one is the first */
         return;
     case SP_RETRY:
         j->nstate = SP_NONE;
@@ -438,7 +461,10 @@ static void rotate(struct rf_journal *j)
 
     RF_ASSERT(j->nstate == SP_READY);
     RF_ASSERT(sqe != NULL);
-    io_uring_prep_close(sqe, j->fd);
+    if (j->fd >= 0)
+        io_uring_prep_close(sqe, j->fd);
+    else
+        io_uring_prep_nop(sqe);
     io_uring_sqe_set_data64(sqe, RF_UD_IGNORE);
     j->fd = j->nfd;
     j->seg_no = j->nno;

@@ -395,6 +395,25 @@ static void *second_signal(void *arg)
     return NULL;
 }
 
+/* The arguments of the restart into recovery: the same, but without --journal-faults
+ * (injected faults are for the first run only, not for the restart they cause). */
+static void restart_args(int argc, char **argv)
+{
+    int out = 1;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--journal-faults") == 0) {
+            i++; /* and its value */
+            continue;
+        }
+        if (strncmp(argv[i], "--journal-faults=", 17) == 0)
+            continue;
+        argv[out++] = argv[i];
+    }
+    argv[out] = NULL;
+    unsetenv("RINGFLOW_JOURNAL_FAULTS");
+}
+
 static void graceful_stop(struct daemon *d, sigset_t *set, int sig)
 {
     pthread_t t;
@@ -443,6 +462,7 @@ int main(int argc, char **argv)
         teardown(&d);
         return 1;
     }
+    rf_api_set_ready(d.api);
     json_t *cj = rf_dcfg_json(&d.cfg);
     char *cs = cj ? json_dumps(cj, JSON_COMPACT) : NULL;
     rf_log_info("\"msg\":\"listening\",\"addr\":\"%s\",\"port\":%u,\"shards\":%u,"
@@ -470,6 +490,7 @@ int main(int argc, char **argv)
         rf_engine_stop(d.eng, 0);
         teardown(&d);
         pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+        restart_args(argc, argv);
         execv("/proc/self/exe", argv);
         rf_log_error("\"msg\":\"cannot restart\",\"err\":\"%s\"", strerror(errno));
         return 1;

@@ -369,6 +369,33 @@ int rfd_start(struct rfd *d, const char *build_dir, const char *const *extra)
     return -1;
 }
 
+int rfd_restart(struct rfd *d, const char *build_dir, const char *const *extra, int *exit_status)
+{
+    int st = 0, rc;
+
+    if (d->pid > 0 || !d->dir[0])
+        return -1;
+    d->pid = spawn(d, build_dir, extra);
+    if (d->pid < 0) {
+        d->pid = 0;
+        return -1;
+    }
+    rc = wait_ready(d, &st);
+    if (rc == 1 && exit_status)
+        *exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    if (rc < 0) {
+        print_log(d, "was not ready within 10 s after a restart");
+        kill_wait(d);
+    }
+    return rc;
+}
+
+void rfd_kill(struct rfd *d)
+{
+    if (d->pid > 0)
+        kill_wait(d);
+}
+
 int rfd_wait_exit(struct rfd *d, int timeout_ms)
 {
     int64_t deadline = now_ms() + timeout_ms;

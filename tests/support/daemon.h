@@ -66,6 +66,12 @@ int rfd_failures(void);
  * signal or on error. The log is checked later by rfd_stop.
  */
 int rfd_wait_exit(struct rfd *d, int timeout_ms);
+/* Start the daemon again after it exited or was killed (d->pid 0), on the same port and
+ * data directory, with `extra` flags (borrowed). 0 ready; 1 it exited during start-up
+ * (*exit_status, may be NULL, gets its status); -1 not ready in time (then killed). */
+int rfd_restart(struct rfd *d, const char *build_dir, const char *const *extra, int *exit_status);
+/* SIGKILL and reap (a crash). */
+void rfd_kill(struct rfd *d);
 /* The daemon's resident set in KiB (VmRSS of /proc/<pid>/status), or -1. */
 long rfd_rss_kib(const struct rfd *d);
 /* The daemon's log so far (malloc'd, NUL-terminated; caller frees), or NULL. */
