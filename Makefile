@@ -99,7 +99,7 @@ EMBED := $(BUILD)/examples/embed
 
 DEPS_STAMP := build/.deps
 
-.PHONY: all lib test test-unit test-asan test-tsan test-embed run bench bench-build bench-compare \
+.PHONY: all lib test test-unit test-asan test-tsan test-embed run bench bench-build bench-compare crash-test \
         install format clean deps check-format fuzz fuzz-build tools
 .DELETE_ON_ERROR:
 
@@ -213,6 +213,13 @@ test: $(DEPS_STAMP)
 	  awk '{p+=$$1; f+=$$2; s+=$$3} END {printf "all modes: %d passed, %d failed, %d skipped\n", p, f, s}' \
 	    build/test-counts; \
 	  exit $$st
+
+# The long crash test: SIGKILL at random moments under concurrent submissions, restart,
+# check every acknowledged execution; RF_CRASH_ITERATIONS rounds (make test runs 4).
+RF_CRASH_ITERATIONS ?= 100
+crash-test: $(BUILD)/tests/daemon/test_durable tools
+	$(Q)RF_CRASH_ITERATIONS=$(RF_CRASH_ITERATIONS) RF_TEST_FILTER=test_crash_loop \
+	  RF_TEST_TIMEOUT_S=3600 scripts/run-tests.sh $(MODE) $(BUILD)/tests/daemon/test_durable
 
 # The daemon on 127.0.0.1:8080 with embedded defaults (no Redis, no Kafka) and the example
 # graphs registered; Ctrl-C stops it gracefully. RUN_FLAGS adds flags (ringflowd --help).

@@ -1188,7 +1188,7 @@ static int exec_lookup(struct rf_api *api, struct rf_hreq *r, const char *id,
     p->sub_n = sub ? sub->n : 0;
     p->api = api;
     p->x = r->x;
-    snprintf(p->l.id, sizeof(p->l.id), "%s", id);
+    memcpy(p->l.id, id, RF_ID_BYTES); /* checked: 26 characters and the NUL */
     p->l.done = plookup_done;
     int rc = rf_sjournal_lookup(api->sj, &p->l);
     if (rc < 0) {

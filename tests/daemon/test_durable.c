@@ -100,6 +100,14 @@ static void acked_free(struct acked *a)
     free(a);
 }
 
+static uint32_t acked_count(struct acked *a)
+{
+    pthread_mutex_lock(&a->mu);
+    uint32_t n = a->n;
+    pthread_mutex_unlock(&a->mu);
+    return n;
+}
+
 struct submitter {
     pthread_t t;
     struct rfd *d;
@@ -117,7 +125,7 @@ static void *submit_loop(void *arg)
 
     if (fd < 0)
         return NULL;
-    for (uint32_t i = 0; s->a->n < IDS_MAX - 64; i++) {
+    for (uint32_t i = 0; acked_count(s->a) < IDS_MAX - 64; i++) {
         const char *graph = i % 3 == 2 ? "slow" : "chain3";
         key[0] = '\0';
         if (i % 3 == 2)
