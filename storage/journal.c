@@ -86,7 +86,7 @@ struct rf_journal {
     rf_op wop, sop;
 
     uint64_t seq;        /* the last record's seq */
-    int nospace;         /* -ENOSPC while no segment could be made, else 0 */
+    _Atomic int nospace; /* -ENOSPC while no segment could be made, else 0 (read by stats) */
     bool quitting;
     uint64_t nwrites, nsyncs_started, nsegs_tried; /* for faults */
 

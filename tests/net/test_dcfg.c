@@ -41,6 +41,9 @@
 
 /* Every flag of the contract (spec/api.md "Running it" plus issue 4's settings). */
 static const char *const all_flags[] = {
+    "journal-segment-size",
+    "repair-journal",
+    "journal-faults",
     "listen",
     "shards",
     "data-dir",
