@@ -50,10 +50,13 @@
 #define SHARD_DIRS_MAX   1024u
 #define LOOKUPS_MAX      4096u /* queued lookups; more get -EBUSY */
 #define RF_NAME_BYTES_MAX 64u   /* a graph name: [a-z0-9][a-z0-9._-]{0,63} */
+#define GRAPH_SEGMENT_BYTES (1ull << 20) /* graph journals are small and never expire */
+#define RETENTION_CHECK_MS 60000u        /* the reader thread looks for expired segments */
 
 struct sj_shard {
     struct rf_sjournal *sj;
-    struct rf_journal *j;
+    struct rf_journal *j;     /* executions: subject to retention */
+    struct rf_journal *gj;    /* graph versions: kept for good */
     uint32_t id;
     struct rf_xrec *pending;  /* records with journal work (through jnext), owner only */
     struct rf_evt **evs;      /* scratch: event pointers of one record */
@@ -125,6 +128,7 @@ struct rf_sjournal {
 };
 
 static struct rf_xrec *summary_record(struct rf_sjournal *sj, const struct rf_xsummary *s);
+static void *reader_main(void *arg);
 
 /* --- ids ------------------------------------------------------------------------------- */
 
@@ -242,6 +246,7 @@ int rf__sjournal_accept(struct rf_sjournal *sj, struct rf_xrec *x)
     struct sj_shard *ss = my_shard(sj);
 
     RF_ASSERT(x->home == ss->id);
+    x->accept_seg = rf_journal_segment(ss->j); /* this segment or, after a rotation, the next */
     x->jw.done = accept_done;
     return append_accept(ss, x, rf_exec_inputs(x->held), &x->jw);
 }
@@ -431,6 +436,7 @@ static int svc_start(void *ud, struct rf_shard *sh)
     struct rf_sjournal *sj = ud;
 
     rf_journal_attach(sj->sh[sh->id]->j, sh);
+    rf_journal_attach(sj->sh[sh->id]->gj, sh);
     return 0;
 }
 
@@ -441,6 +447,7 @@ static void svc_flush(void *ud, struct rf_shard *sh)
     if (ss->pending)
         pending_run(ss);
     rf_journal_flush(ss->j);
+    rf_journal_flush(ss->gj);
 }
 
 static void svc_quit(void *ud, struct rf_shard *sh)
@@ -448,6 +455,7 @@ static void svc_quit(void *ud, struct rf_shard *sh)
     struct sj_shard *ss = ((struct rf_sjournal *)ud)->sh[sh->id];
 
     rf_journal_quit(ss->j);
+    rf_journal_quit(ss->gj);
 }
 
 static bool svc_busy(void *ud, struct rf_shard *sh)
@@ -467,7 +475,7 @@ static bool svc_busy(void *ud, struct rf_shard *sh)
             rf_xrec_release(x);
         }
     }
-    return ss->pending || rf_journal_busy(ss->j);
+    return ss->pending || rf_journal_busy(ss->j) || rf_journal_busy(ss->gj);
 }
 
 static void svc_stop(void *ud, struct rf_shard *sh)
@@ -501,11 +509,11 @@ int rf_sjournal_graph(struct rf_sjournal *sj, const rf_plan *p, struct rf_jwait 
     size_t size = rf_xgraph_size(&g);
     if (size > RF_JREC_PAYLOAD_MAX)
         return -E2BIG;
-    uint8_t *dst = rf_journal_reserve(ss->j, (uint32_t)size, &err);
+    uint8_t *dst = rf_journal_reserve(ss->gj, (uint32_t)size, &err);
     if (!dst)
         return err;
     rf_xgraph_write(dst, &g);
-    rf_journal_commit(ss->j, RF_JREC_GRAPH, (uint32_t)size, done);
+    rf_journal_commit(ss->gj, RF_JREC_GRAPH, (uint32_t)size, done);
     return 0;
 }
 
@@ -743,14 +751,26 @@ static int shard_dirs(const char *dir, uint32_t *out, uint32_t *n)
             out[(*n)++] = (uint32_t)v;
     }
     closedir(d);
-    qsort(out, *n, sizeof(*out), cmp_u32);
+    if (*n)
+        qsort(out, *n, sizeof(*out), cmp_u32);
     return 0;
+}
+
+static int read_dirs(struct rf_sjournal *sj, struct recovery *rc, const char *dir);
+
+/* Graph versions in the order they were made (versions of a name in version order). */
+static int cmp_graph(const void *a, const void *b)
+{
+    const struct rgraph *x = a, *y = b;
+
+    if (x->created_us != y->created_us)
+        return x->created_us < y->created_us ? -1 : 1;
+    return x->version < y->version ? -1 : x->version > y->version;
 }
 
 static int recover_read(struct rf_sjournal *sj, uint32_t ring_cap)
 {
     struct recovery *rc = rf_calloc(1, sizeof(*rc));
-    uint32_t dirs[SHARD_DIRS_MAX], ndirs;
     int64_t t0 = rf_wall_us();
     int rc_ = 0;
 
@@ -763,12 +783,29 @@ static int recover_read(struct rf_sjournal *sj, uint32_t ring_cap)
     rc->ring = ring_cap ? rf_calloc(ring_cap, sizeof(*rc->ring)) : NULL;
     if (!rc->table || (ring_cap && !rc->ring))
         return -ENOMEM;
-    if ((rc_ = shard_dirs(sj->dir, dirs, &ndirs)) < 0)
+    char gdir[PATH_MAX];
+    snprintf(gdir, sizeof(gdir), "%s/graphs", sj->dir);
+    if ((rc_ = read_dirs(sj, rc, gdir)) < 0)
+        return rc_;
+    if (rc->ngraphs)
+        qsort(rc->graphs, rc->ngraphs, sizeof(*rc->graphs), cmp_graph);
+    rc_ = read_dirs(sj, rc, sj->dir);
+    rc->rep.read_us = rf_wall_us() - t0;
+    return rc_;
+}
+
+/* Read every shard journal directly under `dir`. */
+static int read_dirs(struct rf_sjournal *sj, struct recovery *rc, const char *dir)
+{
+    uint32_t dirs[SHARD_DIRS_MAX], ndirs;
+    int rc_;
+
+    if ((rc_ = shard_dirs(dir, dirs, &ndirs)) < 0)
         return rc_;
     for (uint32_t i = 0; i < ndirs; i++) {
         char path[PATH_MAX];
         struct rf_jread_report rep;
-        snprintf(path, sizeof(path), "%s/%u", sj->dir, dirs[i]);
+        snprintf(path, sizeof(path), "%s/%u", dir, dirs[i]);
         rc_ = rf_jread_dir(path, sj->cfg.repair, on_record, rc, &rep);
         rc->rep.records += rep.records;
         rc->rep.bytes += rep.bytes;
@@ -789,7 +826,6 @@ static int recover_read(struct rf_sjournal *sj, uint32_t ring_cap)
             return rc_;
         }
     }
-    rc->rep.read_us = rf_wall_us() - t0;
     return 0;
 }
 
@@ -836,6 +872,14 @@ int rf_sjournal_open(struct rf_store *st, rf_engine *eng, const struct rf_sjourn
         sj->sh[i]->sj = sj;
         sj->sh[i]->id = i;
         if ((rc = rf_journal_open(&jc, &sj->sh[i]->j)) < 0) {
+            rf_log_error("\"msg\":\"cannot open the journal\",\"dir\":\"%s\",\"err\":\"%s\"",
+                         path, strerror(-rc));
+            goto err;
+        }
+        snprintf(path, sizeof(path), "%s/graphs/%u", sj->dir, i);
+        jc.segment_bytes = GRAPH_SEGMENT_BYTES;
+        jc.faults = NULL;
+        if ((rc = rf_journal_open(&jc, &sj->sh[i]->gj)) < 0) {
             rf_log_error("\"msg\":\"cannot open the journal\",\"dir\":\"%s\",\"err\":\"%s\"",
                          path, strerror(-rc));
             goto err;
@@ -890,6 +934,7 @@ void rf_sjournal_free(struct rf_sjournal *sj)
         if (!sj->sh[i])
             continue;
         rf_journal_close(sj->sh[i]->j);
+        rf_journal_close(sj->sh[i]->gj);
         rf_free(sj->sh[i]->evs);
         rf_free(sj->sh[i]);
     }
@@ -1047,7 +1092,8 @@ static void finished_apply(struct rf_sjournal *sj, struct recovery *rc)
         return;
     for (uint32_t k = 0; k < rc->ring_n; k++)
         v[k] = rc->ring[(rc->ring_head + k) % rc->ring_cap];
-    qsort(v, rc->ring_n, sizeof(*v), cmp_sum);
+    if (rc->ring_n)
+        qsort(v, rc->ring_n, sizeof(*v), cmp_sum);
     for (uint32_t k = 0; k < rc->ring_n; k++) {
         struct rf_jrec rec = {.type = RF_JREC_SUMMARY, .payload = v[k].payload, .len = v[k].len};
         struct rf_xsummary s;
@@ -1154,6 +1200,7 @@ static void resume_on_shard(struct rf_post *p, struct rf_shard *sh)
     rf_exec *ex = NULL;
     int rc;
 
+    x->accept_seg = rf_journal_segment(ss->j);
     if (append_accept(ss, x, j->inputs, NULL) == 0 && x->nev)
         append_events(ss, x, 0, x->nev);
     x->journaled = x->nev;
@@ -1317,6 +1364,10 @@ int rf_sjournal_apply(struct rf_sjournal *sj, struct rf_sjournal_report *rep)
     rc->rep.apply_us = rf_wall_us() - t0;
     if (rep)
         *rep = rc->rep;
+    pthread_mutex_lock(&sj->mu);
+    if (!sj->reader_started && pthread_create(&sj->reader, NULL, reader_main, sj) == 0)
+        sj->reader_started = true;
+    pthread_mutex_unlock(&sj->mu);
     rf_log_info("\"msg\":\"recovered\",\"graphs\":%llu,\"finished_in_memory\":%llu,"
                 "\"finished_total\":%llu,\"resumed\":%llu,\"records\":%llu,\"bytes\":%llu,"
                 "\"segments\":%llu,\"torn_tails\":%llu,\"read_ms\":%lld,\"apply_ms\":%lld",
@@ -1383,15 +1434,95 @@ static void lookup_back(struct rf_post *p, struct rf_shard *sh)
     l->done(l, l->found);
 }
 
+static int cmp_seg(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Delete the oldest segments of one shard's journal while they are past the retention
+ * window and below `keep` (the first segment that must stay). */
+static void retention_dir(struct rf_sjournal *sj, const char *dir, uint64_t keep, int64_t now_s)
+{
+    uint64_t segs[4096];
+    size_t n = 0;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int dfd;
+
+    if (!d)
+        return;
+    while ((e = readdir(d)) && n < sizeof(segs) / sizeof(*segs)) {
+        char *end;
+        unsigned long long no = strtoull(e->d_name, &end, 10);
+        if (end != e->d_name && strcmp(end, ".seg") == 0)
+            segs[n++] = no;
+    }
+    dfd = dirfd(d);
+    if (n)
+        qsort(segs, n, sizeof(*segs), cmp_seg);
+    for (size_t i = 0; i < n && segs[i] < keep; i++) {
+        char name[RF_JOURNAL_NAME_BYTES];
+        struct stat st;
+        rf_journal_segment_name(segs[i], name);
+        if (fstatat(dfd, name, &st, 0) < 0 ||
+            now_s - (int64_t)st.st_mtime < (int64_t)(sj->cfg.retention_ms / 1000))
+            break; /* the later ones are newer still */
+        if (unlinkat(dfd, name, 0) == 0)
+            rf_log_info("\"msg\":\"journal segment past retention deleted\",\"dir\":\"%s\","
+                        "\"segment\":%llu",
+                        dir, (unsigned long long)segs[i]);
+    }
+    closedir(d);
+}
+
+/* Segments past --retention go, except those that still hold what an unfinished
+ * execution needs, and the segment each shard writes now (and its spare). */
+static void retention_run(struct rf_sjournal *sj)
+{
+    uint64_t mins[SHARD_DIRS_MAX];
+    uint32_t dirs[SHARD_DIRS_MAX], ndirs;
+    int64_t now_s = rf_wall_us() / 1000000;
+
+    if (!sj->cfg.retention_ms || shard_dirs(sj->dir, dirs, &ndirs) < 0)
+        return;
+    rf__store_open_segments(sj->st, mins, sj->n);
+    for (uint32_t i = 0; i < ndirs; i++) {
+        char path[PATH_MAX];
+        uint64_t keep = UINT64_MAX; /* a directory no shard writes any more */
+        if (dirs[i] < sj->n) {
+            struct rf_journal_stats js;
+            rf_journal_stats(sj->sh[dirs[i]]->j, &js);
+            keep = RF_MIN(js.segment_no, mins[dirs[i]]);
+        }
+        snprintf(path, sizeof(path), "%s/%u", sj->dir, dirs[i]);
+        retention_dir(sj, path, keep, now_s);
+    }
+}
+
 static void *reader_main(void *arg)
 {
     struct rf_sjournal *sj = arg;
+    int64_t next_retention = 0;
 
     pthread_setname_np(pthread_self(), "rf-journal-rd");
     for (;;) {
         pthread_mutex_lock(&sj->mu);
-        while (!sj->queue && !sj->stop)
-            pthread_cond_wait(&sj->cv, &sj->mu);
+        while (!sj->queue && !sj->stop) {
+            int64_t now = rf_wall_us() / 1000;
+            if (now >= next_retention) {
+                pthread_mutex_unlock(&sj->mu);
+                retention_run(sj);
+                /* Often enough for short windows (tests), at most once a minute. */
+                next_retention = now + (int64_t)RF_MAX(200u, RF_MIN(RETENTION_CHECK_MS,
+                                                                 sj->cfg.retention_ms / 4));
+                pthread_mutex_lock(&sj->mu);
+                continue;
+            }
+            struct timespec dl = {.tv_sec = next_retention / 1000,
+                                  .tv_nsec = (long)(next_retention % 1000) * 1000000L};
+            pthread_cond_timedwait(&sj->cv, &sj->mu, &dl);
+        }
         struct rf_sjlookup *l = sj->queue;
         if (l) {
             sj->queue = l->next;

@@ -916,6 +916,17 @@ int rf_store_list(struct rf_store *st, const struct rf_store_filter *f,
     return (int)n;
 }
 
+void rf__store_open_segments(struct rf_store *st, uint64_t *mins, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        mins[i] = UINT64_MAX;
+    rf_spin_lock(&st->list_lock);
+    for (struct rf_xrec *x = st->oldest; x; x = x->lnext)
+        if (!x->finished && x->home < n && x->accept_seg < mins[x->home])
+            mins[x->home] = x->accept_seg;
+    rf_spin_unlock(&st->list_lock);
+}
+
 void rf_store_stats(struct rf_store *st, struct rf_store_stats *out)
 {
     rf_spin_lock(&st->list_lock);

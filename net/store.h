@@ -99,6 +99,7 @@ struct rf_xrec {
 
     /* the journal (net/sjournal.c), on the home shard unless said otherwise */
     uint32_t home;              /* the shard whose journal holds this execution */
+    uint64_t accept_seg;        /* the segment of home's journal its ACCEPT is in (or after) */
     uint32_t journaled;         /* events already in the journal */
     bool summarized;            /* its SUMMARY is appended */
     bool jlisted;               /* on the home shard's list of records with journal work */

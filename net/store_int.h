@@ -83,6 +83,9 @@ void rf__store_evictable(struct rf_store *st, struct rf_xrec *x);
 /* The engine callbacks of a record's execution (ud = the record). */
 void rf__store_on_event(void *ud, const rf_event *ev);
 void rf__store_on_done(void *ud, rf_exec *ex);
+/* For each shard s < n, the lowest accept_seg of an unfinished execution homed on s
+ * (UINT64_MAX when none): retention keeps those segments. Any thread. */
+void rf__store_open_segments(struct rf_store *st, uint64_t *mins, uint32_t n);
 /* The calling thread's scratch buffer (event texts, summaries). */
 struct rf_buf *rf__store_scratch(void);
 

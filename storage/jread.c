@@ -79,7 +79,8 @@ static int list_segments(struct reader *r)
         r->nos[r->n++] = no;
     }
     closedir(d);
-    qsort(r->nos, r->n, sizeof(*r->nos), cmp_u64);
+    if (r->n)
+        qsort(r->nos, r->n, sizeof(*r->nos), cmp_u64);
     return 0;
 }
 
