@@ -568,18 +568,19 @@ static inline void put_cstr(char **o, const char *s)
 /* The submission's answer, written directly into a stack buffer: it is the API's hot path.
  * Every variable part has a bounded length and needs no escaping: the id (26 Crockford
  * base32), the graph name ([a-z0-9._-]{1,64}), the version, the status and token. */
-static void submitted(struct rf_api *api, struct rf_rctx *rx, struct rf_xrec *x, int status)
+static void submitted_as(struct rf_api *api, struct rf_rctx *rx, const char *id,
+                         const char *graph, uint32_t version, rf_status st, int status)
 {
     static const char *const link[] = {"\",\"links\":{\"self\":\"/v1/executions/",
                                        "\",\"events\":\"/v1/executions/",
                                        "/events\",\"result\":\"/v1/executions/",
                                        "/result\",\"ws\":\"/v1/ws?execution_id="};
-    const char *id = x->id, *graph = rf_plan_name(x->plan);
     char buf[768], token[33], ver[RF_INT_TEXT_BYTES], *o = buf;
 
     RF_ASSERT(strlen(graph) <= 64);
+    RF_ASSERT(strlen(id) < RF_ID_BYTES);
     token_of(api, id, token);
-    rf_u64_text(rf_plan_version(x->plan), ver);
+    rf_u64_text(version, ver);
     put_cstr(&o, "{\"id\":\"");
     put_cstr(&o, id);
     put_cstr(&o, "\",\"graph\":\"");
@@ -587,7 +588,7 @@ static void submitted(struct rf_api *api, struct rf_rctx *rx, struct rf_xrec *x,
     put_cstr(&o, "\",\"version\":");
     put_cstr(&o, ver);
     put_cstr(&o, ",\"status\":\"");
-    put_cstr(&o, rf_status_name(rf_store_status(x)));
+    put_cstr(&o, rf_status_name(st));
     put_cstr(&o, "\",\"token\":\"");
     put_cstr(&o, token);
     for (size_t i = 0; i < RF_ARRAY_LEN(link); i++) {
@@ -597,6 +598,12 @@ static void submitted(struct rf_api *api, struct rf_rctx *rx, struct rf_xrec *x,
     put_cstr(&o, "\"}}");
     RF_ASSERT(o <= buf + sizeof(buf));
     rf_resp(rx, status, "application/json", NULL, buf, (size_t)(o - buf));
+}
+
+static void submitted(struct rf_api *api, struct rf_rctx *rx, struct rf_xrec *x, int status)
+{
+    submitted_as(api, rx, x->id, rf_plan_name(x->plan), rf_plan_version(x->plan),
+                 rf_store_status(x), status);
 }
 
 /* Check the envelope {inputs, version?, idempotency_key?, priority?, tags?}. Problems are
@@ -763,6 +770,9 @@ static void submit(struct rf_api *api, struct rf_hreq *r, const char *name)
         s.accepted_ud = ps;
     }
     rc = rf_store_submit(api->st, &s, &x, &existing);
+    if (rc == 2) /* the key's execution has left memory: the archive answers */
+        submitted_as(api, &r->x, s.hit.id, rf_plan_name(s.plan), s.hit.version, s.hit.status,
+                     200);
     rf_plan_release(s.plan);
     if (rc == 1) {
         rf_conn_park(&ps->x, psub_closed, ps); /* answered once the journal has it */
@@ -773,6 +783,8 @@ static void submit(struct rf_api *api, struct rf_hreq *r, const char *name)
         submit_failed(api, &r->x, rc, &d, name);
         goto out;
     }
+    if (rc == 2)
+        goto out;
     submitted(api, &r->x, x, existing ? 200 : 202);
     rf_xrec_release(x);
 out:

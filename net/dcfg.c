@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "engine/internal.h" /* RF_SHARDS_MAX, RF_TOK_SLOT_MAX, RF_ASSERT */
+#include "net/idarch.h"       /* RF_IDARCH_KEYS_MAX_LIMIT */
 
 #define KIB  1024ull
 #define MIB  (1024ull * KIB)
@@ -162,6 +163,10 @@ static const struct opt opts[] = {
     {.name = "events-per-execution-max", .metavar = "N", .type = T_UINT,
      FIELD(events_per_execution_max), .min = 1, .max = 10000000, .def = "100000",
      .help = "events kept per execution"},
+    {.name = "idempotency-keys-max", .metavar = "N", .type = T_UINT,
+     FIELD(idempotency_keys_max), .min = 1, .max = RF_IDARCH_KEYS_MAX_LIMIT, .def = "1000000",
+     .help = "idempotency keys of executions no longer in memory remembered for the "
+             "retention (about 64 bytes each; the oldest are forgotten first)"},
     {.name = "retention", .metavar = "DURATION", .type = T_DUR, FIELD(retention_s),
      .unit_ms = 1000, .min = S_MS, .max = 3650 * D_MS, .def = "7d",
      .help = "how long finished executions stay queryable (whole seconds)"},

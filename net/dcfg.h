@@ -54,6 +54,7 @@ struct rf_dcfg {
     uint32_t ws_msg_max;                  /* bytes */
     uint32_t inflight_per_shard, executions_max, events_per_execution_max, long_poll_max_ms,
         drain_timeout_ms;
+    uint32_t idempotency_keys_max; /* keys of executions no longer in memory */
     uint32_t http_timeout_ms, http_response_max; /* ms, bytes */
     uint64_t cache_bytes_max, cache_entries_max;
     uint32_t ring_entries;

@@ -66,6 +66,7 @@ struct recovery {
     struct rsum *ring;      /* the newest finished */
     uint32_t ring_cap, ring_n, ring_head;
     uint64_t done_total;
+    struct rf_idarch *arch;  /* the store's idempotency archive, or NULL */
     bool graphs_applied;
     struct rf_sjournal_report rep;
 };

@@ -188,6 +188,27 @@ static int on_events(struct recovery *rc, const struct rf_jrec *rec)
     return 0;
 }
 
+/* Every finished execution's key goes to the archive; the newest also come back into
+ * memory with theirs, and the memory index is asked first. */
+static void archive_key(struct rf_idarch *arch, const struct rf_xsummary *s)
+{
+    char graph[RF_NAME_BYTES_MAX + 1], key[RF_IDEM_KEY_BYTES_MAX + 1];
+    struct rf_idarch_hit h = {.version = s->a.version,
+                              .status = (rf_status)s->status,
+                              .created_us = s->a.created_us};
+
+    if (s->a.graph.n > RF_NAME_BYTES_MAX || s->a.idem.n > RF_IDEM_KEY_BYTES_MAX ||
+        s->a.id.n >= RF_ID_BYTES)
+        return; /* not one the API could have accepted */
+    memcpy(graph, s->a.graph.p, s->a.graph.n);
+    graph[s->a.graph.n] = '\0';
+    memcpy(key, s->a.idem.p, s->a.idem.n);
+    key[s->a.idem.n] = '\0';
+    memcpy(h.id, s->a.id.p, s->a.id.n);
+    h.id[s->a.id.n] = '\0';
+    rf_idarch_put(arch, graph, key, &h);
+}
+
 static int on_summary(struct recovery *rc, const struct rf_jrec *rec)
 {
     struct rf_xsummary s;
@@ -206,6 +227,8 @@ static int on_summary(struct recovery *rc, const struct rf_jrec *rec)
         rc->nopen--;
     }
     rc->done_total++;
+    if (rc->arch && s.a.idem.n)
+        archive_key(rc->arch, &s);
     if (!rc->ring_cap)
         return 0;
     struct rsum *slot = &rc->ring[(rc->ring_head + rc->ring_n) % rc->ring_cap];
@@ -262,6 +285,7 @@ int rf__sj_recover_read(struct rf_sjournal *sj, uint32_t ring_cap)
     sj->rec = rc;
     rc->nbuckets = 1u << 16;
     rc->table = rf_calloc(rc->nbuckets, sizeof(*rc->table));
+    rc->arch = sj->st->arch;
     rc->ring_cap = ring_cap;
     rc->ring = ring_cap ? rf_calloc(ring_cap, sizeof(*rc->ring)) : NULL;
     if (!rc->table || (ring_cap && !rc->ring))

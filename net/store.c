@@ -436,10 +436,23 @@ static struct rf_xrec *evict_locked(struct rf_store *st)
     return out;
 }
 
+/* Archive x's key before x leaves the index, so a repeat finds one or the other. */
+static void archive_key(struct rf_store *st, struct rf_xrec *x)
+{
+    struct rf_idarch_hit h = {.version = rf_plan_version(x->plan),
+                              .status = rf_store_status(x),
+                              .created_us = x->created_us};
+
+    memcpy(h.id, x->id, RF_ID_BYTES);
+    rf_idarch_put(st->arch, rf_plan_name(x->plan), x->idem, &h);
+}
+
 static void evict_release(struct rf_store *st, struct rf_xrec *out)
 {
     while (out) {
         struct rf_xrec *next = out->fnext;
+        if (out->idem && st->arch)
+            archive_key(st, out);
         unindex(st, out);
         rf_xrec_release(out); /* the index's reference */
         out = next;
@@ -513,6 +526,13 @@ int rf_store_new(rf_engine *eng, const struct rf_store_config *cfg, struct rf_me
         rf_store_free(st);
         return -ENOMEM;
     }
+    if (st->cfg.idem_keys_max) {
+        int rc = rf_idarch_new(st->cfg.idem_keys_max, st->cfg.idem_keep_ms, &st->arch);
+        if (rc < 0) {
+            rf_store_free(st);
+            return rc;
+        }
+    }
     *out = st;
     return 0;
 }
@@ -527,6 +547,7 @@ void rf_store_free(struct rf_store *st)
     }
     rf_free(st->by_id);
     rf_free(st->by_idem);
+    rf_idarch_free(st->arch);
     rf_free(st);
 }
 
@@ -629,6 +650,13 @@ int rf_store_submit(struct rf_store *st, struct rf_store_submit *s, struct rf_xr
         *existing = true;
         *out = found;
         return 0;
+    }
+    if (s->idem && st->arch &&
+        rf_idarch_get(st->arch, rf_plan_name(s->plan), s->idem, rf_wall_us(), &s->hit)) {
+        rf__store_idem_unclaim(st, x);
+        rf__xrec_free(x);
+        json_decref(s->inputs);
+        return 2;
     }
     rf_callbacks cb = {.event = rf__store_on_event, .done = rf__store_on_done, .ud = x};
     rf_submit_opts o = {.callbacks = &cb,
@@ -934,4 +962,5 @@ void rf_store_stats(struct rf_store *st, struct rf_store_stats *out)
     out->finished = st->nfinished;
     out->evicted = st->nevicted;
     rf_spin_unlock(&st->list_lock);
+    out->archived_keys = st->arch ? rf_idarch_count(st->arch) : 0;
 }

@@ -32,6 +32,7 @@
 #include "engine/internal.h"
 #include "net/evjson.h"
 #include "net/http1.h"
+#include "net/idarch.h"
 #include "ringflow.h"
 #include "sched/shard.h"
 #include "storage/journal.h"
@@ -116,6 +117,11 @@ struct rf_store_config {
     uint32_t executions_max; /* finished executions kept; 0 = 100,000 */
     uint32_t events_max;     /* events kept per execution; 0 = 100,000 */
     uint32_t inflight_max;   /* executions in flight, all shards (sizes the tables) */
+    /* The idempotency archive (net/idarch.h): keys of executions no longer in memory,
+     * remembered for idem_keep_ms (0 = no age limit). 0 keys = no archive: a key goes
+     * with its record (right for a store without a journal, which forgets the execution). */
+    uint32_t idem_keys_max;
+    uint64_t idem_keep_ms;
 };
 
 struct rf_store;
@@ -140,10 +146,13 @@ struct rf_store_submit {
      * be used after the call). */
     void (*accepted)(void *ud, struct rf_xrec *x, int res);
     void *accepted_ud;
+    struct rf_idarch_hit hit; /* out: the first execution when rf_store_submit returns 2 */
 };
 /* Submit an execution. Returns 0 with *out a retained record (indexed; *existing says
- * whether the idempotency key found an earlier one, so nothing was submitted), or 1 when
- * the store has a journal and the submission waits for it: s->accepted will be called.
+ * whether the idempotency key found an earlier one, so nothing was submitted), 1 when
+ * the store has a journal and the submission waits for it: s->accepted will be called, or
+ * 2 when the key belongs to an execution that has left memory: s->hit describes it and
+ * nothing was submitted.
  * Errors: those of rf_submit, -EINPROGRESS when the key's first submission is still being
  * made, and the journal's (see `accepted`) when it cannot take the record at all. */
 int rf_store_submit(struct rf_store *st, struct rf_store_submit *s, struct rf_xrec **out,
@@ -205,6 +214,7 @@ struct rf_store_stats {
     uint64_t records;   /* indexed now */
     uint64_t finished;  /* of those, finished */
     uint64_t evicted;   /* dropped past executions_max, ever */
+    uint64_t archived_keys; /* idempotency keys in the archive */
 };
 void rf_store_stats(struct rf_store *st, struct rf_store_stats *out);
 

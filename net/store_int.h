@@ -24,6 +24,7 @@ struct rf_store {
     struct stripe stripes[RF_STORE_STRIPES];
 
     struct rf_sjournal *sj;  /* the journal (net/sjournal.c), or NULL: memory only */
+    struct rf_idarch *arch;  /* keys of evicted executions, or NULL (net/idarch.h) */
 
     rf_spin list_lock RF_ALIGNED_CL; /* everything below */
     struct rf_xrec *newest, *oldest;

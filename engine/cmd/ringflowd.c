@@ -331,6 +331,8 @@ static int start(struct daemon *d)
     stc.executions_max = d->cfg.executions_max;
     stc.events_max = d->cfg.events_per_execution_max;
     stc.inflight_max = rf_engine_shards(d->eng) * d->cfg.inflight_per_shard;
+    stc.idem_keys_max = d->cfg.idempotency_keys_max; /* the daemon always has a journal */
+    stc.idem_keep_ms = d->cfg.retention_s * 1000;
     ac.long_poll_max_ms = d->cfg.long_poll_max_ms;
     server_config(&d->cfg, &sc);
     if ((rc = rf_metrics_new(d->eng, &d->m)) < 0 ||

@@ -379,6 +379,63 @@ static void test_old_executions_from_disk(void **state)
     assert_int_equal(rfd_stop(&d), 0);
 }
 
+/* Submit chain3 with idempotency key `key`; the answer's status code and id. */
+static char *submit_key(struct rfd *d, const char *key, int *code, char *status, size_t n)
+{
+    char body[256];
+    struct rfd_resp r;
+
+    snprintf(body, sizeof(body), "{\"inputs\": {\"n\": 5}, \"idempotency_key\": \"%s\"}", key);
+    assert_int_equal(rfd_request(d, "POST", "/v1/graphs/chain3/executions", body, &r), 0);
+    *code = r.status;
+    json_t *j = rfd_json(&r);
+    char *id = strdup(jstr(j, "id"));
+    snprintf(status, n, "%s", jstr(j, "status"));
+    json_decref(j);
+    rfd_resp_free(&r);
+    return id;
+}
+
+/* An idempotency key outlives its execution's place in memory, and a restart: the
+ * repeat still gets 200 and the first execution, for as long as the journal keeps it. */
+static void test_idempotency_beyond_memory(void **state)
+{
+    static const char *const flags[] = {"--executions-max", "3", NULL};
+    char st[32];
+    struct rfd d;
+    int code;
+
+    (void)state;
+    assert_int_equal(rfd_start(&d, RF_BUILD_DIR, flags), 0);
+    char *first = submit_key(&d, "order-1", &code, st, sizeof(st));
+    assert_int_equal(code, 202);
+    free(terminal_status(&d, first));
+    for (int i = 0; i < 12; i++) {
+        char *id = submit(&d, "chain3", "{\"n\": 1}");
+        free(terminal_status(&d, id));
+        free(id);
+    }
+    char *again = submit_key(&d, "order-1", &code, st, sizeof(st));
+    assert_int_equal(code, 200);
+    assert_string_equal(again, first);
+    assert_string_equal(st, "succeeded");
+    free(again);
+    kill(d.pid, SIGTERM);
+    assert_int_equal(rfd_wait_exit(&d, WAIT_MS), 0);
+    assert_int_equal(rfd_restart(&d, RF_BUILD_DIR, flags, NULL), 0);
+    again = submit_key(&d, "order-1", &code, st, sizeof(st));
+    assert_int_equal(code, 200);
+    assert_string_equal(again, first);
+    free(again);
+    /* Another key is another execution. */
+    again = submit_key(&d, "order-2", &code, st, sizeof(st));
+    assert_int_equal(code, 202);
+    assert_string_not_equal(again, first);
+    free(again);
+    free(first);
+    assert_int_equal(rfd_stop(&d), 0);
+}
+
 /* The segment files of shard `shard` (numbers, sorted), in d's data dir. */
 static uint32_t segments(const struct rfd *d, uint32_t shard, uint64_t *out, uint32_t max)
 {
@@ -753,6 +810,7 @@ int main(void)
         cmocka_unit_test(test_crash_loop),
         cmocka_unit_test(test_graceful_restart_keeps_everything),
         cmocka_unit_test(test_old_executions_from_disk),
+        cmocka_unit_test(test_idempotency_beyond_memory),
         cmocka_unit_test(test_torn_tail),
         cmocka_unit_test(test_corruption_stops_start),
         cmocka_unit_test(test_full_disk),

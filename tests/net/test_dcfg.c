@@ -65,6 +65,7 @@ static const char *const all_flags[] = {
     "inflight-per-shard",
     "executions-max",
     "events-per-execution-max",
+    "idempotency-keys-max",
     "long-poll-max",
     "drain-timeout",
     "graphs-dir",
@@ -143,6 +144,7 @@ static void assert_defaults(const struct rf_dcfg *c)
     assert_int_equal(c->inflight_per_shard, 4096);
     assert_int_equal(c->executions_max, 20000);
     assert_int_equal(c->events_per_execution_max, 100000);
+    assert_int_equal(c->idempotency_keys_max, 1000000);
     assert_int_equal(c->long_poll_max_ms, 60000);
     assert_int_equal(c->drain_timeout_ms, 10000);
     assert_int_equal(c->http_timeout_ms, 30000);
@@ -398,6 +400,7 @@ static void test_bounds(void **state)
         {"inflight-per-shard", "1", "0", "16384", "16777217"},
         {"executions-max", "1", "0", "100000000", "100000001"},
         {"events-per-execution-max", "1", "0", "10000000", "10000001"},
+        {"idempotency-keys-max", "1", "0", "268435456", "268435457"},
         {"long-poll-max", "0", NULL, "1h", "61m"},
         {"drain-timeout", "0", NULL, "1h", "3601s"},
         {"http-timeout", "1ms", "0", "1h", "61m"},
