@@ -38,7 +38,7 @@ endif
 
 # Libraries the engine links. mimalloc and xxhash are private; jansson and liburing
 # appear in the public header.
-LIB_PKGS := liburing jansson ck mimalloc libxxhash libwslay libcrypto
+LIB_PKGS := liburing jansson ck mimalloc libxxhash libwslay libcrypto hiredis
 LIB_PKGS_PUBLIC := liburing jansson
 PKG_CFLAGS = $(shell $(PKGCONF) --cflags $(LIB_PKGS))
 PKG_LIBS = $(shell $(PKGCONF) --libs $(LIB_PKGS)) -lpthread
@@ -136,7 +136,7 @@ $(PC): Makefile
 	$(Q)printf '%s\n' \
 	  'prefix=$(PREFIX)' 'includedir=$${prefix}/include' 'libdir=$${prefix}/lib' '' \
 	  'Name: ringflow' 'Description: high-throughput graph execution engine on io_uring' \
-	  'Version: 0.1.0' 'Requires: $(LIB_PKGS_PUBLIC)' 'Requires.private: ck libxxhash libcrypto' \
+	  'Version: 0.1.0' 'Requires: $(LIB_PKGS_PUBLIC)' 'Requires.private: ck libxxhash libcrypto hiredis' \
 	  'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lringflow' \
 	  'Libs.private: -lmimalloc -lwslay -lpthread' > $@
 

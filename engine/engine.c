@@ -259,6 +259,18 @@ int rf__engine_set_service(rf_engine *eng, const struct rf_shard_service *svc)
     return 0;
 }
 
+int rf__engine_set_remote_cache(rf_engine *eng, const struct rf_rcache_ops *ops, void *ud)
+{
+    if (!eng || !ops)
+        return -EINVAL;
+    /* seq_cst load: a plain look at the state, no ordering needed beyond it. */
+    if (atomic_load(&eng->state) != RF_ENG_NEW)
+        return -EBUSY;
+    eng->remote = ops;
+    eng->remote_ud = ud;
+    return 0;
+}
+
 struct rf_shard *rf__engine_shard(rf_engine *eng, uint32_t i)
 {
     RF_ASSERT(i < eng->nshards);

@@ -685,6 +685,8 @@ void rf__tasks_cancel_scan(struct rf_shard *sh)
                 k->k.cancel(k->k.ud, t); /* may complete t, which unlinks only t */
             } else if (t->state == RF_TASK_FLIGHT) {
                 rf__flight_task_cancel(sh, t); /* may settle t, which unlinks only t */
+            } else if (t->state == RF_TASK_REMOTE) {
+                rf__remote_task_cancel(sh, t); /* its answer comes soon; t stays linked */
             } else if (t->timer_armed && !t->timer_removing) {
                 t->timer_removing = true;
                 rf__shard_timer_cancel(sh, &t->timer);
@@ -1142,6 +1144,7 @@ void rf__exec_free(struct rf_exec *ex)
     if (aux) {
         for (uint32_t i = 0; i < p->n; i++) {
             json_decref(aux[i].params);
+            rf_cache_value_release(aux[i].rvalue); /* a remote hit a cancellation overtook */
             rf__map_free(aux[i].map);
         }
         rf_free(aux);

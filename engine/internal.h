@@ -214,6 +214,9 @@ struct rf_lane {
     uint8_t phase; /* RF_PHASE_* of that item */
     bool leader;   /* it leads the single flight of its lineage hash */
     bool has_lineage;
+    bool rlease;    /* holds the remote cache's lease on its lineage hash */
+    int8_t rres;    /* RF_PHASE_FETCH: the remote answer */
+    json_t *rvalue; /* RF_PHASE_FETCH: a remote hit's output, owned */
     json_t *params; /* the item's resolved params, owned; NULL = the node's config */
     uint8_t lineage[16];
 };
@@ -240,6 +243,7 @@ enum {
     RF_PHASE_NEW = 0, /* `when` and params not evaluated yet */
     RF_PHASE_PARAMS,  /* params resolved: look the cache up next */
     RF_PHASE_RUN,     /* attempts run (a retry comes back here) */
+    RF_PHASE_FETCH,   /* the remote cache answered: rres and rvalue hold its answer */
 };
 
 /* Per-node state of the graph language, allocated for an execution on first need. Written
@@ -250,6 +254,9 @@ struct rf_naux {
     uint8_t phase;        /* RF_PHASE_* */
     bool leader;          /* leads the single flight of `lineage` */
     bool has_lineage;
+    bool rlease;          /* holds the remote cache's lease on `lineage` */
+    int8_t rres;          /* RF_PHASE_FETCH: the remote answer (storage/cache.h) */
+    json_t *rvalue;       /* RF_PHASE_FETCH: a remote hit's output, owned */
     uint8_t lineage[16];
 };
 
@@ -338,6 +345,7 @@ enum rf_task_state {
     RF_TASK_ATTEMPT = 1, /* an async kind's attempt is in flight */
     RF_TASK_BACKOFF,     /* waiting for the retry timer */
     RF_TASK_FLIGHT,      /* waiting for an identical run in flight (single flight) */
+    RF_TASK_REMOTE,      /* waiting for the remote cache (storage/cache.h rf_rcache_ops) */
 };
 
 struct rf_task {
@@ -351,6 +359,7 @@ struct rf_task {
     struct rf_task *wnext;            /* in the owner's woken stack (rf__shard_task_wake) */
     void (*woken)(struct rf_task *t); /* run on the owner shard once woken */
     struct rf_flight_waiter fw;       /* RF_TASK_FLIGHT: queued behind the flight of `key` */
+    struct rf_rcache_req rreq;        /* RF_TASK_REMOTE: the lookup of `key` */
     uint8_t key[16];
     uint8_t state;       /* enum rf_task_state */
     bool timer_armed;    /* timeout or back-off timer awaiting its CQE */
@@ -388,6 +397,8 @@ struct rf_engine {
     uint64_t instance;               /* random, for execution ids */
     struct rf_cache *cache;          /* the result cache (memory backend by default) */
     struct rf_flight *flight;        /* single flight of cached runs */
+    const struct rf_rcache_ops *remote; /* the remote cache tier, or NULL */
+    void *remote_ud;
     struct rf_registry *reg;         /* registered graphs (engine/registry.c) */
     _Atomic uint64_t flights_joined; /* runs that waited for a flight; relaxed stat */
     void *http_state;                /* the http kind's per-shard pools (net/hclient.c) */
@@ -413,6 +424,9 @@ struct rf_engine {
  * RF_SERVICES_MAX. */
 struct rf_shard_service;
 int rf__engine_set_service(rf_engine *eng, const struct rf_shard_service *svc);
+/* Add the remote cache tier (storage/cache.h; ops and ud borrowed until rf_engine_free).
+ * Only between rf_engine_new and rf_engine_start. -EBUSY once the engine runs. */
+int rf__engine_set_remote_cache(rf_engine *eng, const struct rf_rcache_ops *ops, void *ud);
 /* rf_graph_register with the version's creation time given (a journal's replay); 0 is
  * now. */
 int rf__graph_register_at(rf_engine *eng, const char *json, size_t len, int64_t created_us,
@@ -468,6 +482,7 @@ uint64_t rf__item_finish(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, ui
                          rf_status st, json_t *val);
 void rf__cache_after_node(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, rf_status st);
 void rf__flight_task_cancel(struct rf_shard *sh, struct rf_task *t);
+void rf__remote_task_cancel(struct rf_shard *sh, struct rf_task *t);
 void rf__map_free(struct rf_mapst *ms);
 
 static inline bool rf__events_on(const struct rf_exec *ex)

@@ -129,14 +129,24 @@ void rf__flight_task_cancel(struct rf_shard *sh, struct rf_task *t)
     /* else the flight landed and the wake is on its way: flight_woken resumes it. */
 }
 
-/* After a cached run: store a success, land the flight it led. */
+/* After a cached run: store a success (memory, and the remote tier, which gives its lease
+ * back), give the lease back after anything else, land the flight it led. */
 static void cache_after(struct rf_shard *sh, const rf_plan *p, uint32_t i, const uint8_t *key,
-                        bool *leader, rf_status st, json_t *out)
+                        bool *leader, bool *rlease, rf_status st, json_t *out)
 {
+    const struct rf_engine *eng = sh->eng;
+
     if (!key)
         return;
-    if (st == RF_ST_SUCCEEDED)
-        rf_cache_put(sh->eng->cache, key, out ? out : json_null(), p->nodes[i].x->cache_ttl_s);
+    if (st == RF_ST_SUCCEEDED) {
+        uint32_t ttl = p->nodes[i].x->cache_ttl_s;
+        rf_cache_put(eng->cache, key, out ? out : json_null(), ttl);
+        if (eng->remote)
+            eng->remote->store(eng->remote_ud, key, out ? out : json_null(), ttl, *rlease);
+    } else if (*rlease) {
+        eng->remote->abandon(eng->remote_ud, key);
+    }
+    *rlease = false;
     if (*leader) {
         *leader = false;
         flight_land(sh, key);
@@ -150,8 +160,86 @@ void rf__cache_after_node(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, r
 
     if (!aux || (ex->plan->nodes[i].flags & RF_PN_MAP))
         return; /* never began (skipped, canceled early), or its items did the caching */
-    cache_after(sh, ex->plan, i, rf__run_lineage(ex, i, RF_NO_LANE), &aux[i].leader, st,
-                ex->ns[i].output);
+    cache_after(sh, ex->plan, i, rf__run_lineage(ex, i, RF_NO_LANE), &aux[i].leader,
+                &aux[i].rlease, st, ex->ns[i].output);
+}
+
+/* --- the remote tier ------------------------------------------------------------------------ */
+
+#define RF_LEASE_MS_DEFAULT 30000u  /* a node without a timeout */
+#define RF_LEASE_MS_MIN     1000u
+#define RF_LEASE_MS_MAX     600000u
+
+/* How long the remote lease of node i lasts: every attempt's timeout, and a second. */
+static uint32_t lease_ms(const rf_plan *p, uint32_t i)
+{
+    uint64_t t = p->cold[i].timeout_ms;
+    uint32_t n = p->cold[i].retry.max_attempts ? p->cold[i].retry.max_attempts : 1;
+
+    if (!t)
+        return RF_LEASE_MS_DEFAULT;
+    t = t * n + 1000;
+    return (uint32_t)RF_MAX(RF_LEASE_MS_MIN, RF_MIN(t, RF_LEASE_MS_MAX));
+}
+
+/* The remote tier answered, on this shard: hand the answer to the node (or lane) and run
+ * its token again. A hit is copied into the memory cache first, for this process's other
+ * runs of the lineage (the flight's waiters look there when it lands). */
+static void remote_done(struct rf_rcache_req *req, int res, json_t *value)
+{
+    struct rf_task *t = rf_container_of(req, struct rf_task, rreq);
+    struct rf_shard *sh = t->sh;
+    struct rf_exec *ex = t->ex;
+    uint32_t i = t->node, lane = t->lane;
+    uint64_t tok = t->tok;
+    struct rf_naux *a = &rf__aux_get(ex)[i];
+
+    rf__task_unlink(t);
+    rf__task_put(sh, t);
+    if (res == 1)
+        rf_cache_put(sh->eng->cache, req->key, value, ex->plan->nodes[i].x->cache_ttl_s);
+    if (lane == RF_NO_LANE) {
+        a->rres = (int8_t)(res > 0 ? 1 : res == 0 ? 0 : -1);
+        a->rvalue = value;
+        a->phase = RF_PHASE_FETCH;
+    } else {
+        struct rf_lane *ln = &a->map->lanes[lane];
+        ln->rres = (int8_t)(res > 0 ? 1 : res == 0 ? 0 : -1);
+        ln->rvalue = value;
+        ln->phase = RF_PHASE_FETCH;
+    }
+    rf__shard_push(sh, tok);
+}
+
+/* Ask the remote tier (the flight's leader only). true: parked until it answers. */
+static bool remote_fetch(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, uint32_t lane,
+                         uint64_t tok, const uint8_t key[16])
+{
+    const struct rf_engine *eng = sh->eng;
+    struct rf_task *t;
+
+    if (!eng->remote || !(t = rf__task_get(sh)))
+        return false; /* no tier, or no memory to wait: run */
+    t->ex = ex;
+    t->node = i;
+    t->lane = lane;
+    t->tok = tok;
+    t->state = RF_TASK_REMOTE;
+    memcpy(t->key, key, 16);
+    t->rreq.done = remote_done;
+    memcpy(t->rreq.key, key, 16);
+    t->rreq.lease_ms = lease_ms(ex->plan, i);
+    rf__task_link(sh, t);
+    if (eng->remote->fetch(eng->remote_ud, &t->rreq) == -EINPROGRESS)
+        return true;
+    rf__task_unlink(t);
+    rf__task_put(sh, t);
+    return false; /* the tier is unavailable: run without it */
+}
+
+void rf__remote_task_cancel(struct rf_shard *sh, struct rf_task *t)
+{
+    sh->eng->remote->cancel(sh->eng->remote_ud, &t->rreq); /* its answer comes soon */
 }
 
 /* --- plain nodes ------------------------------------------------------------------------ */
@@ -159,8 +247,28 @@ void rf__cache_after_node(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, r
 static uint64_t map_begin(struct rf_shard *sh, struct rf_exec *ex, uint32_t i,
                           const struct rf_scope *sc);
 
-/* The cache phase of a node: a hit ends it, a flight parks it. RF_TOK_NONE + *parked, or
- * a token to return, or RF_TOK_NONE with *go set to run. */
+/* The remote tier's answer for node i: a hit ends it `cached`; otherwise it runs, holding
+ * the lease when the answer was a miss. */
+static uint64_t node_fetched(struct rf_shard *sh, struct rf_exec *ex, uint32_t i,
+                             struct rf_naux *a, bool *go)
+{
+    json_t *hit = a->rvalue;
+
+    a->rvalue = NULL;
+    a->phase = RF_PHASE_RUN;
+    if (a->rres == 1) {
+        ex->ns[i].output = hit;
+        atomic_store_explicit(&ex->has_outputs, 1, memory_order_relaxed); /* free scans */
+        *go = false;
+        return rf__node_finish(sh, ex, i, RF_ST_CACHED);
+    }
+    a->rlease = a->rres == 0;
+    *go = true;
+    return RF_TOK_NONE;
+}
+
+/* The cache phase of a node: a hit ends it, a flight or the remote tier parks it.
+ * RF_TOK_NONE + *parked, or a token to return, or RF_TOK_NONE with *go set to run. */
 static uint64_t node_cache(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, struct rf_naux *a,
                            bool *go)
 {
@@ -170,6 +278,8 @@ static uint64_t node_cache(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, 
     *go = true;
     if (!key)
         return RF_TOK_NONE;
+    if (a->phase == RF_PHASE_FETCH)
+        return node_fetched(sh, ex, i, a, go);
     if (cache_lookup(sh, key, &hit)) {
         ex->ns[i].output = hit;
         atomic_store_explicit(&ex->has_outputs, 1, memory_order_relaxed); /* free scans */
@@ -185,6 +295,8 @@ static uint64_t node_cache(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, 
         a->leader = true;
         break;
     }
+    if (remote_fetch(sh, ex, i, RF_NO_LANE, rf_tok(ex->slot, i), key))
+        *go = false; /* its answer brings us back in RF_PHASE_FETCH */
     return RF_TOK_NONE;
 }
 
@@ -226,7 +338,7 @@ uint64_t rf__node_begin(struct rf_shard *sh, struct rf_exec *ex, uint32_t i)
         if (!go)
             return next;
     }
-    if (a->phase == RF_PHASE_PARAMS) {
+    if (a->phase == RF_PHASE_PARAMS || a->phase == RF_PHASE_FETCH) {
         if (ex->plan->nodes[i].flags & RF_PN_CACHE) {
             next = node_cache(sh, ex, i, a, &go);
             if (!go)
@@ -245,8 +357,10 @@ void rf__map_free(struct rf_mapst *ms)
         return;
     for (uint32_t k = 0; ms->items && k < ms->n; k++)
         json_decref(ms->items[k].val);
-    for (uint32_t l = 0; l < ms->nlanes; l++)
+    for (uint32_t l = 0; l < ms->nlanes; l++) {
         json_decref(ms->lanes[l].params);
+        rf_cache_value_release(ms->lanes[l].rvalue);
+    }
     json_decref(ms->arr);
     rf_free(ms->items);
     rf_free(ms);
@@ -335,7 +449,10 @@ uint64_t rf__item_finish(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, ui
         it->val = val ? val : json_null();
     }
     if (ex->plan->nodes[i].flags & RF_PN_CACHE)
-        cache_after(sh, ex->plan, i, rf__run_lineage(ex, i, lane), &ln->leader, st, it->val);
+        cache_after(sh, ex->plan, i, rf__run_lineage(ex, i, lane), &ln->leader, &ln->rlease, st,
+                    it->val);
+    rf_cache_value_release(ln->rvalue); /* a remote hit that a cancellation overtook */
+    ln->rvalue = NULL;
     it->status = (uint8_t)st; /* read by map_finish after the lanes' acq_rel retire */
     if (rf__events_on(ex))
         rf__run_emit(ex, i, lane, rf__ev_of_status(st), 0,
@@ -443,6 +560,14 @@ static uint64_t item_step(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, s
 
     if (ln->phase == RF_PHASE_NEW && !item_new(sh, ex, i, ms, ln, &next, lane))
         return next;
+    if (ln->phase == RF_PHASE_FETCH) { /* the remote tier answered */
+        hit = ln->rvalue;
+        ln->rvalue = NULL;
+        ln->phase = RF_PHASE_RUN;
+        if (ln->rres == 1)
+            return rf__item_finish(sh, ex, i, lane, RF_ST_CACHED, hit);
+        ln->rlease = ln->rres == 0;
+    }
     if (ln->phase == RF_PHASE_PARAMS) {
         const uint8_t *key = rf__run_lineage(ex, i, lane);
         ln->phase = RF_PHASE_RUN;
@@ -457,6 +582,8 @@ static uint64_t item_step(struct rf_shard *sh, struct rf_exec *ex, uint32_t i, s
                 ln->leader = true;
                 break;
             }
+            if (remote_fetch(sh, ex, i, lane, rf_tok_run(ex->slot, i, lane), key))
+                return RF_TOK_NONE; /* its answer brings the lane back in RF_PHASE_FETCH */
         }
     }
     return rf__attempt_start(sh, ex, i, lane);

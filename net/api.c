@@ -24,6 +24,7 @@
 
 #include "engine/alloc.h"
 #include "net/api.h"
+#include "net/rbridge.h"
 #include "net/server.h"
 #include "net/sjournal.h"
 #include "net/url.h"
@@ -47,6 +48,7 @@ struct rf_api {
     struct rf_metrics *m;
     struct rf_api_config cfg;
     struct rf_sjournal *sj; /* the journal, or NULL (memory only) */
+    struct rf_rbridge *rb;  /* Redis, or NULL */
     _Atomic uint32_t draining; /* relaxed flag: graceful stop began */
     _Atomic uint32_t ready;    /* relaxed flag: recovery is over, requests are served */
     unsigned char token_key[TOKEN_KEY_BYTES];
@@ -186,10 +188,12 @@ static void h_healthz(struct rf_api *api, struct rf_hreq *r)
 
 static void h_readyz(struct rf_api *api, struct rf_hreq *r)
 {
+    const char *storage = api->sj ? "journal" : "memory";
+    const char *cache = api->rb ? "redis" : "memory";
+
     r->x.route = RF_ROUTE_READYZ;
     if (!is_get(r))
         return method_not_allowed(r, "GET, HEAD");
-    const char *storage = api->sj ? "journal" : "memory";
     if (!atomic_load_explicit(&api->ready, memory_order_relaxed)) { /* a flag */
         rf_resp_json(&r->x, 503, NULL,
                      json_pack("{s:s, s:s}", "status", "starting", "storage", storage));
@@ -198,25 +202,73 @@ static void h_readyz(struct rf_api *api, struct rf_hreq *r)
     if (draining(api)) {
         rf_resp_json(&r->x, 503, NULL,
                      json_pack("{s:s, s:s, s:s}", "status", "stopping", "storage", storage,
-                               "cache", "memory"));
+                               "cache", cache));
         return;
     }
     if (api->sj && rf_sjournal_failed(api->sj)) {
         rf_resp_json(&r->x, 503, NULL,
                      json_pack("{s:s, s:s, s:s}", "status", "failed", "storage",
-                               "journal failed: restarting into recovery", "cache", "memory"));
+                               "journal failed: restarting into recovery", "cache", cache));
         return;
     }
     if (api->sj && rf_sjournal_no_space(api->sj)) {
         rf_resp_json(&r->x, 503, NULL,
                      json_pack("{s:s, s:s, s:s}", "status", "storage_full", "storage",
-                               "journal: no space for a new segment", "cache", "memory"));
+                               "journal: no space for a new segment", "cache", cache));
         return;
     }
-    rf_resp_json(&r->x, 200, NULL,
-                 json_pack("{s:s, s:i, s:s, s:s}", "status", "ready", "shards",
-                           (json_int_t)rf_engine_shards(api->eng), "storage", storage,
-                           "cache", "memory"));
+    /* Redis down is degraded, not unready: executions go on with the cache bypassed. */
+    bool up = !api->rb || rf_rbridge_up(api->rb);
+    json_t *o = json_pack("{s:s, s:i, s:s, s:s}", "status", up ? "ready" : "degraded", "shards",
+                          (json_int_t)rf_engine_shards(api->eng), "storage", storage, "cache",
+                          cache);
+    if (o && api->rb)
+        json_object_set_new(o, "redis",
+                            json_string(up ? "connected"
+                                           : "not connected: the cache is bypassed and live "
+                                             "events of other instances are unavailable"));
+    rf_resp_json(&r->x, 200, NULL, o);
+}
+
+static void redis_metrics(const struct rf_rbridge *rb, struct rf_buf *b)
+{
+    struct rf_rbridge_stats s;
+    char t[2048];
+
+    rf_rbridge_stats(rb, &s);
+    int n = snprintf(
+        t, sizeof(t),
+        "# HELP ringflow_redis_up Shards whose Redis connection is up, over all shards.\n"
+        "# TYPE ringflow_redis_up gauge\n"
+        "ringflow_redis_up %.3f\n"
+        "# HELP ringflow_redis_drops_total Redis connections lost (closed, or no reply in "
+        "time).\n"
+        "# TYPE ringflow_redis_drops_total counter\n"
+        "ringflow_redis_drops_total %lu\n"
+        "# HELP ringflow_cache_remote_lookups_total Lookups of the Redis cache tier by result "
+        "(bypassed: Redis down or slow, the node ran without it).\n"
+        "# TYPE ringflow_cache_remote_lookups_total counter\n"
+        "ringflow_cache_remote_lookups_total{result=\"hit\"} %lu\n"
+        "ringflow_cache_remote_lookups_total{result=\"miss\"} %lu\n"
+        "ringflow_cache_remote_lookups_total{result=\"bypassed\"} %lu\n"
+        "# HELP ringflow_cache_lease_waits_total Lookups that waited for another instance's "
+        "run of the same lineage.\n"
+        "# TYPE ringflow_cache_lease_waits_total counter\n"
+        "ringflow_cache_lease_waits_total %lu\n"
+        "# HELP ringflow_cache_remote_stores_total Results stored in Redis.\n"
+        "# TYPE ringflow_cache_remote_stores_total counter\n"
+        "ringflow_cache_remote_stores_total %lu\n"
+        "# HELP ringflow_redis_events_published_total Events published to Redis.\n"
+        "# TYPE ringflow_redis_events_published_total counter\n"
+        "ringflow_redis_events_published_total %lu\n"
+        "# HELP ringflow_redis_events_unpublished_total Events never published (Redis down "
+        "past the retry bound, or stopping).\n"
+        "# TYPE ringflow_redis_events_unpublished_total counter\n"
+        "ringflow_redis_events_unpublished_total %lu\n",
+        s.shards ? (double)s.shards_up / s.shards : 0.0, s.drops, s.cache_hits, s.cache_misses,
+        s.cache_bypassed, s.cache_lease_waits, s.cache_stores, s.events_published,
+        s.events_unpublished);
+    rf_buf_append(b, t, (size_t)n);
 }
 
 static void h_metrics(struct rf_api *api, struct rf_hreq *r)
@@ -244,6 +296,8 @@ static void h_metrics(struct rf_api *api, struct rf_hreq *r)
                      "ringflow_executions_evicted_total %lu\n",
                      ss.records, ss.evicted);
     rf_buf_append(&b, extra, (size_t)n);
+    if (api->rb)
+        redis_metrics(api->rb, &b);
     rf_resp(&r->x, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, b.p, b.len);
     rf_buf_free(&b);
 }
@@ -1257,7 +1311,7 @@ void rf_api_handle(struct rf_api *api, struct rf_hreq *r)
             return route_executions(api, r, seg, n);
         if (n == 2 && slice_eq(seg[1], "ws")) {
             r->x.route = RF_ROUTE_WS;
-            return rf_wsapi_upgrade(api->eng, api->st, r, api->cfg.ws_subs_max);
+            return rf_wsapi_upgrade(api->eng, api->st, api->rb, r, api->cfg.ws_subs_max);
         }
     }
     rf_resp_error(&r->x, 404, "not_found", NULL, NULL, "no such resource: %.*s",
@@ -1285,6 +1339,11 @@ int rf_api_new(rf_engine *eng, struct rf_store *st, struct rf_metrics *m,
     }
     *out = api;
     return 0;
+}
+
+void rf_api_set_redis(struct rf_api *api, struct rf_rbridge *rb)
+{
+    api->rb = rb;
 }
 
 void rf_api_set_journal(struct rf_api *api, struct rf_sjournal *sj)

@@ -29,6 +29,11 @@ void rf_api_free(struct rf_api *api);
  * engine starts). */
 struct rf_sjournal;
 void rf_api_set_journal(struct rf_api *api, struct rf_sjournal *sj);
+/* Redis (borrowed; before the server runs): /readyz says whether it is connected, /metrics
+ * counts what went through it, and WebSocket subscribers follow other instances' executions
+ * through it. */
+struct rf_rbridge;
+void rf_api_set_redis(struct rf_api *api, struct rf_rbridge *rb);
 /* Serve requests: until then every route but /healthz, /readyz and /metrics answers 503
  * "starting" (recovery is under way). Any thread. */
 void rf_api_set_ready(struct rf_api *api);

@@ -92,6 +92,7 @@ struct opt {
 
 static int conv_listen(struct rf_dcfg *c, const struct opt *o, const char *v, char *why, size_t n);
 static int conv_redis(struct rf_dcfg *c, const struct opt *o, const char *v, char *why, size_t n);
+static int conv_prefix(struct rf_dcfg *c, const struct opt *o, const char *v, char *why, size_t n);
 static int conv_brokers(struct rf_dcfg *c, const struct opt *o, const char *v, char *why, size_t n);
 static void show_listen(const struct rf_dcfg *c, char *buf, size_t n);
 
@@ -194,6 +195,18 @@ static const struct opt opts[] = {
     {.name = "redis", .metavar = "URL", .type = T_STR, FIELD(redis_url), .min = 0,
      .max = RF_DCFG_URL_BYTES - 1, .optional = true, .conv = conv_redis, .def_show = "unset",
      .help = "shared cache, redis://host:port[/db]; unset: in-memory cache, one instance"},
+    {.name = "redis-prefix", .metavar = "TEXT", .type = T_STR, FIELD(redis_prefix), .min = 1,
+     .max = 63, .conv = conv_prefix, .def = "ringflow",
+     .help = "first part of every Redis key and channel: <prefix>:cache:..., "
+             "<prefix>:lease:..., <prefix>:events:... ([A-Za-z0-9._-])"},
+    {.name = "redis-timeout", .metavar = "DURATION", .type = T_DUR, FIELD(redis_timeout_ms),
+     .unit_ms = 1, .min = 10, .max = 60 * S_MS, .def = "500ms",
+     .help = "a Redis connect or reply slower than this drops the connection (the cache is "
+             "bypassed until it is back)"},
+    {.name = "redis-events-ttl", .metavar = "DURATION", .type = T_DUR, FIELD(redis_events_ttl_s),
+     .unit_ms = 1000, .min = S_MS, .max = 30 * D_MS, .def = "1h",
+     .help = "how long an execution's events stay in Redis after its newest one, for "
+             "subscribers on other instances (whole seconds)"},
     {.name = "cache-bytes-max", .metavar = "SIZE", .type = T_SIZE, FIELD(cache_bytes_max),
      .min = 64 * KIB, .max = TIB, .def = "64MiB", .help = "bytes of the in-memory result cache"},
     {.name = "cache-entries-max", .metavar = "N", .type = T_UINT, FIELD(cache_entries_max),
@@ -768,6 +781,19 @@ static int conv_redis(struct rf_dcfg *c, const struct opt *o, const char *v, cha
         return -EINVAL;
     }
     memcpy(c->redis_url, v, strlen(v) + 1);
+    return 0;
+}
+
+static int conv_prefix(struct rf_dcfg *c, const struct opt *o, const char *v, char *why, size_t n)
+{
+    (void)o;
+    for (const char *p = v; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-') {
+            snprintf(why, n, "\"%.*s\": only letters, digits, '.', '_' and '-'",
+                     RF_DCFG_QUOTE_MAX, v);
+            return -EINVAL;
+        }
+    memcpy(c->redis_prefix, v, strlen(v) + 1);
     return 0;
 }
 

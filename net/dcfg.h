@@ -44,6 +44,9 @@ struct rf_dcfg {
     bool durability_sync;                 /* --durability sync (true) or none */
     uint64_t retention_s;
     char redis_url[RF_DCFG_URL_BYTES];     /* "" = unset; else redis://host:port[/db] */
+    char redis_prefix[64];                 /* key and channel prefix */
+    uint32_t redis_timeout_ms;
+    uint64_t redis_events_ttl_s;
     char kafka_brokers[RF_DCFG_URL_BYTES]; /* "" = unset; else host:port[,host:port...] */
     int log_level;                         /* rf_log_level: RF_LOG_DEBUG..RF_LOG_ERROR */
     bool log_text;                         /* --log-format text; false = json */

@@ -280,6 +280,50 @@ int rf__sj_append_events(struct sj_shard *ss, struct rf_xrec *x, uint32_t from, 
     return 0;
 }
 
+/* --- the publisher ------------------------------------------------------------------------ */
+
+void rf_sjournal_set_publisher(struct rf_sjournal *sj, rf_sjournal_publish_fn fn, void *ud)
+{
+    sj->publish = fn;
+    sj->publish_ud = ud;
+}
+
+static void pubbatch_done(struct rf_jwait *w, int res)
+{
+    struct pubbatch *pb = rf_container_of(w, struct pubbatch, w);
+
+    for (uint32_t k = 0; k < pb->n; k++) {
+        if (res == 0) /* else the journal failed: nothing is published that could change */
+            pb->sj->publish(pb->sj->publish_ud, pb->items[k].x, pb->items[k].nev);
+        rf_xrec_release(pb->items[k].x);
+    }
+    rf_free(pb);
+}
+
+/* x's events [0, nev) are in this iteration's batch. No memory: they are published with
+ * the record's next batch, or not at all (live events elsewhere are best effort). */
+static void pub_note(struct sj_shard *ss, struct rf_xrec *x, uint32_t nev)
+{
+    struct pubbatch *pb = ss->pb;
+
+    if (!ss->sj->publish)
+        return;
+    if (!pb || pb->n == pb->cap) {
+        uint32_t cap = pb ? pb->cap * 2 : 16;
+        struct pubbatch *np = rf_realloc(pb, sizeof(*pb) + cap * sizeof(pb->items[0]));
+        if (!np)
+            return;
+        if (!pb) {
+            np->n = 0;
+            np->sj = ss->sj;
+            np->w.done = pubbatch_done;
+        }
+        np->cap = cap;
+        ss->pb = pb = np;
+    }
+    pb->items[pb->n++] = (struct pubitem){rf_xrec_retain(x), nev};
+}
+
 /* Write what is new for x. 0 done with it (for now), -EAGAIN/-ENOSPC/-ENOMEM keep it. */
 static int record_work(struct sj_shard *ss, struct rf_xrec *x)
 {
@@ -296,11 +340,14 @@ static int record_work(struct sj_shard *ss, struct rf_xrec *x)
         if (rc == 0) {
             x->summarized = true;
             x->journaled = n;
+            pub_note(ss, x, n);
         }
     } else if (!done && n > x->journaled) {
         rc = rf__sj_append_events(ss, x, x->journaled, n);
-        if (rc == 0)
+        if (rc == 0) {
             x->journaled = n;
+            pub_note(ss, x, n);
+        }
     }
     if (rc == -E2BIG) {
         /* A record this large cannot be written: its execution stays in memory only. */
@@ -349,6 +396,11 @@ static void svc_flush(void *ud, struct rf_shard *sh)
 
     if (ss->pending)
         pending_run(ss);
+    if (ss->pb) {
+        struct pubbatch *pb = ss->pb;
+        ss->pb = NULL;
+        rf_journal_notify(ss->j, &pb->w);
+    }
     rf_journal_flush(ss->j);
     rf_journal_flush(ss->gj);
 }

@@ -74,6 +74,12 @@ int rf_sjournal_failed(const struct rf_sjournal *sj);
 /* Some shard has no space for a segment (submissions get 507). Any thread. */
 bool rf_sjournal_no_space(const struct rf_sjournal *sj);
 
+/* Events made durable, for whoever carries them further (net/rbridge.c, to Redis): called
+ * on x's home shard once events [0, nev) of x are in the journal; x borrowed for the call.
+ * Set before rf_engine_start. */
+typedef void (*rf_sjournal_publish_fn)(void *ud, struct rf_xrec *x, uint32_t nev);
+void rf_sjournal_set_publisher(struct rf_sjournal *sj, rf_sjournal_publish_fn fn, void *ud);
+
 /* Journal a registered graph version on the calling shard; `done` is told when durable
  * (res 0) or not (res < 0), on this shard. */
 int rf_sjournal_graph(struct rf_sjournal *sj, const rf_plan *p, struct rf_jwait *done);

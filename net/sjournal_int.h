@@ -27,7 +27,19 @@ struct sj_shard {
     struct rf_evt **evs;      /* scratch: event pointers of one record */
     uint32_t evcap;
     uint64_t seg_seen;        /* the journal's segment when last looked at */
+    struct pubbatch *pb;      /* records whose events went into this iteration's batch */
 } RF_ALIGNED_CL;
+
+/* Records with events in one batch, told to the publisher once the batch is durable. */
+struct pubbatch {
+    struct rf_jwait w;
+    struct rf_sjournal *sj;
+    uint32_t n, cap;
+    struct pubitem {
+        struct rf_xrec *x; /* a reference */
+        uint32_t nev;      /* events [0, nev) are in the journal */
+    } items[];
+};
 
 /* --- recovery state --------------------------------------------------------------------- */
 
@@ -75,6 +87,8 @@ struct rf_sjournal {
     struct rf_store *st;
     rf_engine *eng;
     struct rf_sjournal_config cfg;
+    rf_sjournal_publish_fn publish; /* or NULL */
+    void *publish_ud;
     char dir[PATH_MAX - 256]; /* room left for /<shard>/<segment> */
     uint32_t n;
     struct sj_shard **sh;

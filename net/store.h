@@ -111,6 +111,13 @@ struct rf_xrec {
     rf_exec *held;              /* the execution, held until its ACCEPT is durable */
     void (*on_accepted)(void *ud, struct rf_xrec *x, int res);
     void *on_accepted_ud;
+
+    /* cross-instance events (net/revents.c), on the home shard */
+    uint32_t pub_durable;       /* events in the journal, to publish */
+    uint32_t published;         /* events published to Redis */
+    uint32_t pub_sending;       /* the end of the range in flight, or 0 */
+    bool pub_listed;            /* on the home shard's list of records to publish again */
+    struct rf_xrec *pub_next;
 };
 
 struct rf_store_config {

@@ -16,6 +16,10 @@
  * stays open; protocol violations are closed by the WebSocket layer (1002, 1007, 1009).
  * A subscriber whose queued output passes the server's bound is closed with 1008
  * (net/server.c); its subscriptions end with the connection.
+ *
+ * An execution this instance does not hold in memory is followed through Redis when the
+ * daemon has it (net/rbridge.h): the subscription is then a follower on this shard, fed
+ * from the execution's Redis stream and channel, with the same frames, order and end.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -32,15 +36,18 @@
 struct wsconn;
 
 struct sub {
-    struct rf_watch w;
+    struct rf_watch w;       /* a local execution's watcher */
+    struct rf_rfollow *rf;   /* or a follower through Redis */
     struct wsconn *wc;
     struct sub *prev, *next;
     uint64_t sent; /* events sent: the next one is seq sent + 1 */
     bool ending;   /* unwatched; waiting for dispose */
+    char id[RF_ID_BYTES];
 };
 
 struct wsconn {
     struct rf_store *st;
+    struct rf_rbridge *rb;
     struct rf_conn *c;
     struct sub *subs;
     uint32_t nsubs, subs_max;
@@ -76,12 +83,10 @@ static void send_error(struct wsconn *wc, const char *code, const char *id, cons
     json_decref(o);
 }
 
-static void sub_end(struct sub *s)
+static void sub_unlink(struct sub *s)
 {
     struct wsconn *wc = s->wc;
 
-    if (s->ending)
-        return;
     s->ending = true;
     if (s->prev)
         s->prev->next = s->next;
@@ -90,6 +95,28 @@ static void sub_end(struct sub *s)
     if (s->next)
         s->next->prev = s->prev;
     wc->nsubs--;
+}
+
+/* A follower's subscription ends at once (its follower never calls back after this). */
+static void rsub_free(struct sub *s)
+{
+    struct wsconn *wc = s->wc;
+
+    rf_free(s);
+    wc->live--;
+    wsconn_maybe_free(wc);
+}
+
+static void sub_end(struct sub *s)
+{
+    if (s->ending)
+        return;
+    sub_unlink(s);
+    if (s->rf) {
+        rf_rbridge_unfollow(s->rf);
+        rsub_free(s);
+        return;
+    }
     rf_store_unwatch(&s->w);
 }
 
@@ -127,9 +154,74 @@ static void sub_notify(struct rf_watch *w)
 static struct sub *sub_find(struct wsconn *wc, const char *id)
 {
     for (struct sub *s = wc->subs; s; s = s->next)
-        if (strcmp(s->w.x->id, id) == 0)
+        if (strcmp(s->id, id) == 0)
             return s;
     return NULL;
+}
+
+static struct sub *sub_new(struct wsconn *wc, const char *id, uint64_t after)
+{
+    struct sub *s = rf_calloc(1, sizeof(*s));
+
+    if (!s)
+        return NULL;
+    s->wc = wc;
+    s->sent = after;
+    snprintf(s->id, sizeof(s->id), "%s", id);
+    s->next = wc->subs;
+    if (wc->subs)
+        wc->subs->prev = s;
+    wc->subs = s;
+    wc->nsubs++;
+    wc->live++;
+    return s;
+}
+
+/* --- following through Redis -------------------------------------------------------------- */
+
+static int rsub_event(void *ud, const char *text, size_t len)
+{
+    struct sub *s = ud;
+
+    if (!s->wc->closed && rf_conn_ws_send(s->wc->c, text, len) == 0)
+        s->sent++;
+    return 0; /* a closing connection ends its subscriptions itself (ws_closed) */
+}
+
+static void rsub_end(void *ud, const char *code)
+{
+    struct sub *s = ud;
+
+    if (code && !s->wc->closed)
+        send_error(s->wc, code, s->id,
+                   strcmp(code, "not_found") == 0 ? "execution %s does not exist"
+                                                  : "execution %s: the server is stopping",
+                   s->id);
+    sub_unlink(s);
+    rsub_free(s);
+}
+
+static int subscribe_remote(struct wsconn *wc, const char *id, uint64_t after)
+{
+    struct sub *s = sub_new(wc, id, after);
+    int rc;
+
+    if (!s) {
+        send_error(wc, "no_memory", id, "out of memory");
+        return -ENOMEM;
+    }
+    struct rf_rfollow_hooks hk = {.ud = s, .event = rsub_event, .end = rsub_end};
+    rc = rf_rbridge_follow(wc->rb, id, after, &hk, &s->rf);
+    if (rc < 0) {
+        sub_unlink(s);
+        rsub_free(s);
+        send_error(wc, "unavailable", id,
+                   "execution %s is not on this instance, and Redis, which would find it, is "
+                   "not connected",
+                   id);
+        return rc;
+    }
+    return 0;
 }
 
 static int subscribe(struct wsconn *wc, const char *id, uint64_t after)
@@ -147,26 +239,20 @@ static int subscribe(struct wsconn *wc, const char *id, uint64_t after)
     }
     x = rf_store_get(wc->st, id);
     if (!x) {
+        if (wc->rb)
+            return subscribe_remote(wc, id, after);
         send_error(wc, "not_found", id, "execution %s does not exist", id);
         return -ENOENT;
     }
-    s = rf_calloc(1, sizeof(*s));
+    s = sub_new(wc, id, after);
     if (!s) {
         rf_xrec_release(x);
         send_error(wc, "no_memory", id, "out of memory");
         return -ENOMEM;
     }
-    s->wc = wc;
-    s->sent = after;
     s->w.sh = rf_conn_shard(wc->c);
     s->w.notify = sub_notify;
     s->w.dispose = sub_dispose;
-    s->next = wc->subs;
-    if (wc->subs)
-        wc->subs->prev = s;
-    wc->subs = s;
-    wc->nsubs++;
-    wc->live++;
     rf_store_watch(x, &s->w); /* posts once: replay starts from that post */
     rf_xrec_release(x);
     return 0;
@@ -237,7 +323,8 @@ static void ws_closed(void *ud, struct rf_conn *c)
 
 static const struct rf_ws_hooks hooks = {.on_text = ws_text, .on_close = ws_closed};
 
-void rf_wsapi_upgrade(rf_engine *eng, struct rf_store *st, struct rf_hreq *r, uint32_t subs_max)
+void rf_wsapi_upgrade(rf_engine *eng, struct rf_store *st, struct rf_rbridge *rb,
+                      struct rf_hreq *r, uint32_t subs_max)
 {
     char accept[RF_WS_ACCEPT_LEN + 1], id[RF_EXEC_ID_LEN + 8], abuf[24];
     uint64_t after = 0;
@@ -257,10 +344,12 @@ void rf_wsapi_upgrade(rf_engine *eng, struct rf_store *st, struct rf_hreq *r, ui
         return rf_resp_error(&r->x, 400, "bad_handshake", NULL, NULL,
                              "not a valid WebSocket upgrade (RFC 6455 4.2.1)");
     n = rf_query_get(r->h->query, "execution_id", id, sizeof(id));
+    bool remote = false, want = n >= 0;
     if (n >= 0) {
-        if (!id_ok(id) || !(x = rf_store_get(st, id)))
+        if (!id_ok(id) || (!(x = rf_store_get(st, id)) && !rb))
             return rf_resp_error(&r->x, 404, "not_found", NULL, NULL,
                                  "execution %s does not exist", id);
+        remote = !x; /* followed through Redis: a frame tells if it does not exist */
         n = rf_query_get(r->h->query, "after", abuf, sizeof(abuf));
         if (n >= 0 && rf_parse_u64((struct rf_slice){abuf, (uint32_t)n}, UINT32_MAX, &after)) {
             rf_xrec_release(x);
@@ -278,10 +367,13 @@ void rf_wsapi_upgrade(rf_engine *eng, struct rf_store *st, struct rf_hreq *r, ui
         return rf_resp_error(&r->x, 500, "no_memory", NULL, NULL, "out of memory");
     }
     wc->st = st;
+    wc->rb = rb;
     wc->c = r->x.c;
     wc->subs_max = subs_max;
     if (x) {
         subscribe(wc, x->id, after);
         rf_xrec_release(x);
+    } else if (want && remote) {
+        subscribe_remote(wc, id, after);
     }
 }

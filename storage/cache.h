@@ -32,6 +32,9 @@
 #include <stdint.h>
 
 #include <jansson.h>
+#include <linux/time_types.h>
+
+#include "ringflow.h" /* rf_op */
 
 struct rf_cache;
 
@@ -93,6 +96,53 @@ static inline void rf_cache_value_release(json_t *v)
     if (__atomic_sub_fetch(&v->refcount, 1, __ATOMIC_ACQ_REL) == 0)
         json_delete(v);
 }
+
+/* --- the remote tier ---------------------------------------------------------------------
+ *
+ * A cache shared by several processes (Redis, net/rcache.c), asked after the memory cache
+ * misses and only by the local leader of the lineage's single flight, so one process sends
+ * one lookup per lineage however many of its runs want it. It is asynchronous and it also
+ * does single flight across processes: a lookup that misses takes the lineage's lease, and
+ * a lookup that finds the lease taken waits for the holder's result (or for the lease to
+ * end) before it answers. The answer is the caller's to act on:
+ *
+ *   1          a hit: `value` (owned by the callee) is the output;
+ *   0          a miss, and the caller holds the lease: run, then store (success) or
+ *              abandon (anything else), which gives the lease back;
+ *   negative   the tier is unavailable (down, slow, full, -ECANCELED after a cancel):
+ *              run without it; storing afterwards is still fine.
+ *
+ * The memory tier stays authoritative for the process: a remote hit is copied into it. */
+struct rf_rcache_req {
+    /* the caller's */
+    void (*done)(struct rf_rcache_req *req, int res, json_t *value); /* on the asking shard */
+    uint8_t key[16];
+    uint32_t lease_ms; /* how long the lease lasts if this lookup takes it */
+    /* the backend's, while the lookup runs */
+    void *bud;
+    rf_op timer;
+    struct __kernel_timespec ts;
+    uint64_t deadline_ms;
+    uint32_t wait_ms;
+    uint8_t state;
+    bool canceled;
+};
+
+struct rf_rcache_ops {
+    /* Start a lookup on the calling shard (req caller-owned until done). -EINPROGRESS:
+     * req->done will be called later on this shard, never from inside fetch. Another
+     * negative value: the tier is unavailable now, done is never called. */
+    int (*fetch)(void *ud, struct rf_rcache_req *req);
+    /* The caller gives up (its execution was canceled): done comes soon, maybe with
+     * -ECANCELED. */
+    void (*cancel)(void *ud, struct rf_rcache_req *req);
+    /* A run of `key` succeeded with `value` (borrowed): keep it ttl_s seconds; leased: give
+     * the lease back. Fire and forget. */
+    void (*store)(void *ud, const uint8_t key[16], const json_t *value, uint32_t ttl_s,
+                  bool leased);
+    /* A leased run did not succeed: give the lease back. Fire and forget. */
+    void (*abandon)(void *ud, const uint8_t key[16]);
+};
 
 /* --- the memory backend --------------------------------------------------------------- */
 

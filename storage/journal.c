@@ -534,6 +534,21 @@ uint64_t rf_journal_commit(struct rf_journal *j, uint8_t type, uint32_t len, str
     return j->seq;
 }
 
+void rf_journal_notify(struct rf_journal *j, struct rf_jwait *w)
+{
+    /* Relaxed: a flag set on the owner thread, which this is. */
+    int err = atomic_load_explicit(&j->error, memory_order_relaxed);
+    struct jbuf *b = j->fill.records ? &j->fill : j->io_busy ? &j->io : NULL;
+
+    if (err || !b) {
+        w->done(w, err);
+        return;
+    }
+    w->next = NULL;
+    *b->tail = w;
+    b->tail = &w->next;
+}
+
 /* --- writing ------------------------------------------------------------------------------- */
 
 static void write_cqe(rf_op *op, int res, uint32_t flags);

@@ -103,6 +103,10 @@ uint8_t *rf_journal_reserve(struct rf_journal *j, uint32_t len, int *err);
  * fewer); `w` (NULL for none) is told when its batch is durable. Returns its seq. */
 uint64_t rf_journal_commit(struct rf_journal *j, uint8_t type, uint32_t len, struct rf_jwait *w);
 
+/* Tell `w` once every record committed so far is durable (with the result of the last
+ * batch that holds one), in order with the records' own waiters. When nothing is left to
+ * write, w->done runs before this returns (with the sticky error, if any). */
+void rf_journal_notify(struct rf_journal *j, struct rf_jwait *w);
 /* Start writing the filled batch if none is on its way (the service's flush hook). */
 void rf_journal_flush(struct rf_journal *j);
 /* Operations still in flight on the ring (the service's busy hook after quit). */

@@ -16,9 +16,11 @@
  * Exit codes: 0 after a graceful stop, 1 when start-up fails (address in use, data dir
  * locked, io_uring unavailable...), 2 for a bad flag or variable.
  */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -33,6 +35,7 @@
 #include "net/api.h"
 #include "net/dcfg.h"
 #include "net/metrics.h"
+#include "net/rbridge.h"
 #include "net/server.h"
 #include "net/sjournal.h"
 #include "net/store.h"
@@ -51,11 +54,15 @@ struct daemon {
     struct rf_api *api;
     struct rf_server *srv;
     struct rf_sjournal *sj;
+    struct rf_rbridge *rb;
     struct rf_journal_faults faults;
     int lock_fd;
 };
 
 #define FAILURE_CHECK_MS 200 /* how often the main thread looks for a failed journal */
+#define REDIS_BACKOFF_MIN_MS 50u    /* first reconnect delay; doubles ... */
+#define REDIS_BACKOFF_MAX_MS 2000u  /* ... up to this */
+#define REDIS_PENDING_MAX    65536u /* commands in flight per connection */
 
 /* --- the data directory -------------------------------------------------------------------- */
 
@@ -243,11 +250,6 @@ static void server_config(const struct rf_dcfg *c, struct rf_server_config *sc)
 
 static int unsupported(const struct rf_dcfg *c)
 {
-    if (c->redis_url[0]) {
-        fprintf(stderr, "ringflowd: --redis: the Redis cache and cross-instance events are not "
-                        "built yet; leave it unset (in-memory cache, one instance)\n");
-        return -ENOTSUP;
-    }
     if (c->kafka_brokers[0]) {
         fprintf(stderr, "ringflowd: --kafka-brokers: the Kafka trigger is not built yet; "
                         "leave it unset\n");
@@ -315,6 +317,54 @@ static int journal_open(struct daemon *d)
     return 0;
 }
 
+/* The Redis host as a numeric address: resolved once, here, before the shards run (the
+ * shards never resolve names). */
+static int redis_host(const char *host, char *out, size_t cap)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+
+    if (rc != 0 || !res) {
+        rf_log_error("\"msg\":\"cannot resolve the Redis host\",\"host\":\"%s\","
+                     "\"err\":\"%s\"",
+                     host, gai_strerror(rc));
+        return -EINVAL;
+    }
+    const void *a = res->ai_family == AF_INET6
+                        ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
+                        : (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
+    inet_ntop(res->ai_family, a, out, (socklen_t)cap);
+    freeaddrinfo(res);
+    return 0;
+}
+
+static int redis_open(struct daemon *d)
+{
+    struct rf_rbridge_config rc = {.conn = {.timeout_ms = d->cfg.redis_timeout_ms,
+                                            .backoff_min_ms = REDIS_BACKOFF_MIN_MS,
+                                            .backoff_max_ms = REDIS_BACKOFF_MAX_MS,
+                                            .pending_max = REDIS_PENDING_MAX},
+                                   .events_ttl_s = (uint32_t)d->cfg.redis_events_ttl_s};
+    struct rf_dcfg_addr a;
+    int err;
+
+    if (!d->cfg.redis_url[0])
+        return 0;
+    if (rf_dcfg_redis_url(d->cfg.redis_url, &a, &rc.conn.db) < 0 ||
+        redis_host(a.host, rc.conn.host, sizeof(rc.conn.host)) < 0)
+        return -EINVAL;
+    rc.conn.port = a.port;
+    snprintf(rc.prefix, sizeof(rc.prefix), "%s", d->cfg.redis_prefix);
+    if ((err = rf_rbridge_new(d->eng, d->sj, &rc, &d->rb)) < 0) {
+        rf_log_error("\"msg\":\"cannot set up Redis\",\"err\":\"%s\"", strerror(-err));
+        return err;
+    }
+    rf_api_set_redis(d->api, d->rb);
+    rf_log_info("\"msg\":\"redis\",\"host\":\"%s\",\"port\":%u,\"db\":%u,\"prefix\":\"%s\"",
+                rc.conn.host, rc.conn.port, rc.conn.db, rc.prefix);
+    return 0;
+}
+
 static int start(struct daemon *d)
 {
     struct rf_server_config sc;
@@ -344,7 +394,7 @@ static int start(struct daemon *d)
                      d->cfg.listen_host, d->cfg.listen_port, strerror(-rc));
         return rc;
     }
-    if ((rc = journal_open(d)) < 0)
+    if ((rc = journal_open(d)) < 0 || (rc = redis_open(d)) < 0)
         return rc;
     if ((rc = rf_engine_start(d->eng)) < 0) {
         rf_log_error("\"msg\":\"cannot start the shards\",\"err\":\"%s\"", rf_strerror(rc));
@@ -373,6 +423,8 @@ static void teardown(struct daemon *d)
         rf_engine_stop(d->eng, 0);
     rf_sjournal_free(d->sj);
     d->sj = NULL;
+    rf_rbridge_free(d->rb);
+    d->rb = NULL;
     rf_server_free(d->srv);
     rf_store_free(d->st);
     rf_api_free(d->api);
