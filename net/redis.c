@@ -62,6 +62,7 @@ struct rf_redis {
     rf_op tick;
     struct __kernel_timespec ts;
     bool tick_armed, tick_removing;
+    uint32_t nconns; /* rconns not freed yet: their polls may still complete */
     /* counters: the owner writes them relaxed; metrics read snapshots */
     _Atomic uint64_t n_commands, n_replies, n_failed, n_connects, n_connect_failures, n_drops,
         n_timeouts;
@@ -69,6 +70,7 @@ struct rf_redis {
 
 struct rconn {
     struct rf_redis *r; /* NULL once hiredis let go of the context */
+    struct rf_redis *owner; /* always: counts us until our last completion */
     redisAsyncContext *ac;
     rf_op pin, pout;
     uint8_t inflight; /* poll SQEs whose completion is still due */
@@ -96,8 +98,10 @@ static void count(_Atomic uint64_t *c)
 
 static void rconn_maybe_free(struct rconn *c)
 {
-    if (!c->r && !c->inflight)
+    if (!c->r && !c->inflight) {
+        c->owner->nconns--;
         rf_free(c);
+    }
 }
 
 static void poll_arm(struct rconn *c, rf_op *op, rf_op_fn fn, unsigned events)
@@ -438,8 +442,10 @@ static void try_connect(struct rf_redis *r)
         return;
     }
     c->r = r;
+    c->owner = r;
     c->ac = ac;
     r->conn = c;
+    r->nconns++;
     ac->ev.data = c;
     ac->ev.addRead = ev_add_read;
     ac->ev.delRead = ev_del_read;
@@ -555,7 +561,7 @@ void rf_redis_close(struct rf_redis *r)
 
 bool rf_redis_busy(const struct rf_redis *r)
 {
-    return r->tick_armed || r->conn;
+    return r->tick_armed || r->nconns;
 }
 
 void rf_redis_free(struct rf_redis *r)

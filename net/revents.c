@@ -347,7 +347,8 @@ static void buffer(struct rf_rfollow *f, uint64_t seq, const char *text, size_t 
     m->len = (uint32_t)len;
     m->last = last;
     memcpy(m->text, text, len);
-    memmove(f->buf + at + 1, f->buf + at, (f->nbuf - at) * sizeof(*f->buf));
+    if (at < f->nbuf)
+        memmove(f->buf + at + 1, f->buf + at, (f->nbuf - at) * sizeof(*f->buf));
     f->buf[at] = m;
     f->nbuf++;
 }
@@ -375,23 +376,19 @@ static void poll_later(struct rf_rfollow *f, uint32_t ms)
     rf__shard_timer_arm(f->rs->sh, &f->timer, &f->ts, ms, on_timer);
 }
 
-/* After a read: the buffered messages that follow on, then live (or read again on a gap). */
+/* After a read: the buffered messages that follow on, then live (or read again on a gap).
+ * Each message leaves the buffer before it is delivered: a delivery may end f. */
 static void drain(struct rf_rfollow *f)
 {
-    uint32_t k = 0;
-
-    while (k < f->nbuf && f->buf[k]->seq <= f->sent + 1) {
-        struct fmsg *m = f->buf[k++];
-        if (m->seq == f->sent + 1 && !deliver(f, m->seq, m->text, m->len, m->last)) {
-            rf_free(m); /* f is gone, and its buffer with it, but for what we took */
-            for (uint32_t j = k; j < f->nbuf; j++)
-                f->buf[j - k] = f->buf[j];
-            return;
-        }
+    while (f->nbuf && f->buf[0]->seq <= f->sent + 1) {
+        struct fmsg *m = f->buf[0];
+        f->nbuf--;
+        memmove(f->buf, f->buf + 1, f->nbuf * sizeof(*f->buf));
+        bool go = m->seq != f->sent + 1 || deliver(f, m->seq, m->text, m->len, m->last);
         rf_free(m);
+        if (!go)
+            return; /* f is gone */
     }
-    memmove(f->buf, f->buf + k, (f->nbuf - k) * sizeof(*f->buf));
-    f->nbuf -= k;
     if (f->nbuf) /* a gap before the next buffered one: it is in the stream */
         return read_start(f);
     f->state = f->ch->confirmed ? F_LIVE : F_SUB;
