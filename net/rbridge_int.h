@@ -78,7 +78,7 @@ size_t rb_key(const struct rf_rbridge *b, const char *kind, const char *rest, si
 void rb_cache_ops(struct rf_rcache_ops *ops);
 
 /* net/revents.c */
-void rb_publish(void *ud, struct rf_xrec *x, uint32_t nev); /* the journal's publisher */
+void rb_publish(void *ud, struct rf_xrec *x, uint32_t nev, bool recovered); /* journal's */
 void rb_events_cmd_up(struct rb_shard *rs);   /* the command connection is up again */
 void rb_events_sub_up(struct rb_shard *rs);   /* the subscriber is up: subscribe again */
 void rb_events_sub_down(struct rb_shard *rs);

@@ -153,10 +153,13 @@ static void pub_send(struct rb_shard *rs, struct rf_xrec *x)
     rf_xrec_retain(x); /* the call's */
 }
 
-void rb_publish(void *ud, struct rf_xrec *x, uint32_t nev)
+void rb_publish(void *ud, struct rf_xrec *x, uint32_t nev, bool recovered)
 {
     struct rb_shard *rs = rb_mine(ud);
 
+    /* A recovered execution older than a stream lives: its stream is gone, leave it so. */
+    if (recovered && rf_wall_us() - x->created_us > (int64_t)rs->b->cfg.events_ttl_s * 1000000)
+        return;
     if (nev > x->pub_durable)
         x->pub_durable = nev;
     pub_send(rs, x);

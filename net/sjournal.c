@@ -294,10 +294,36 @@ static void pubbatch_done(struct rf_jwait *w, int res)
 
     for (uint32_t k = 0; k < pb->n; k++) {
         if (res == 0) /* else the journal failed: nothing is published that could change */
-            pb->sj->publish(pb->sj->publish_ud, pb->items[k].x, pb->items[k].nev);
+            pb->sj->publish(pb->sj->publish_ud, pb->items[k].x, pb->items[k].nev, false);
         rf_xrec_release(pb->items[k].x);
     }
     rf_free(pb);
+}
+
+static void republish_fn(struct rf_post *p, struct rf_shard *sh)
+{
+    struct rf_xrec *x = rf_container_of(p, struct rf_xrec, jpost);
+    struct rf_sjournal *sj = x->st->sj;
+    uint32_t n;
+
+    (void)sh;
+    /* seq_cst: as in jpost_fn. */
+    atomic_store(&x->jqueued, 0);
+    rf_spin_lock(&x->lock);
+    n = x->nev;
+    rf_spin_unlock(&x->lock);
+    sj->publish(sj->publish_ud, x, n, true);
+    rf_xrec_release(x); /* the post's */
+}
+
+void rf__sj_republish(struct rf_sjournal *sj, struct rf_xrec *x)
+{
+    /* acq_rel: as in rf__sjournal_touch; a finished record is never touched again. */
+    if (!sj->publish || atomic_exchange_explicit(&x->jqueued, 1, memory_order_acq_rel))
+        return;
+    rf_xrec_retain(x);
+    x->jpost.fn = republish_fn;
+    rf__shard_post(rf__engine_shard(sj->eng, x->home), &x->jpost);
 }
 
 /* x's events [0, nev) are in this iteration's batch. No memory: they are published with

@@ -76,8 +76,10 @@ bool rf_sjournal_no_space(const struct rf_sjournal *sj);
 
 /* Events made durable, for whoever carries them further (net/rbridge.c, to Redis): called
  * on x's home shard once events [0, nev) of x are in the journal; x borrowed for the call.
- * Set before rf_engine_start. */
-typedef void (*rf_sjournal_publish_fn)(void *ud, struct rf_xrec *x, uint32_t nev);
+ * At start-up every finished execution recovered into memory is told again (`recovered`:
+ * its events may not have gone out before the stop). Set before rf_engine_start. */
+typedef void (*rf_sjournal_publish_fn)(void *ud, struct rf_xrec *x, uint32_t nev,
+                                       bool recovered);
 void rf_sjournal_set_publisher(struct rf_sjournal *sj, rf_sjournal_publish_fn fn, void *ud);
 
 /* Journal a registered graph version on the calling shard; `done` is told when durable

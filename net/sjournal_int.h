@@ -14,6 +14,10 @@
 
 #define SHARD_DIRS_MAX   1024u
 #define LOOKUPS_MAX      4096u /* queued lookups; more get -EBUSY */
+/* Tell the publisher again about x, a finished execution recovered into memory. */
+struct rf_xrec;
+void rf__sj_republish(struct rf_sjournal *sj, struct rf_xrec *x);
+
 #define RF_NAME_BYTES_MAX 64u   /* a graph name: [a-z0-9][a-z0-9._-]{0,63} */
 #define GRAPH_SEGMENT_BYTES (1ull << 20) /* graph journals are small and never expire */
 #define RETENTION_CHECK_MS 60000u        /* the reader thread looks for expired segments */

@@ -489,7 +489,10 @@ static void finished_apply(struct rf_sjournal *sj, struct recovery *rc)
         struct rf_xsummary s;
         struct rf_xrec *x;
         if (rf_xsummary_read(&rec, &s) == 0 && (x = rf__sj_summary_record(sj, &s)) != NULL) {
+            rf_xrec_retain(x);
             rf__sj_publish(sj, x);
+            rf__sj_republish(sj, x);
+            rf_xrec_release(x);
             rc->rep.executions_done++;
         }
     }

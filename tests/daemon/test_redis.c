@@ -18,6 +18,7 @@
  * RF_TEST_CONCURRENT: the load is threads, and the daemons' shards too.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -435,6 +436,33 @@ static void test_ws_follows_other_instance(void **state)
     free(id);
 }
 
+/* Events lost from Redis (here: flushed) are published again by a restart's recovery. */
+static void test_events_republished_after_restart(void **state)
+{
+    struct world *w = *state;
+    const char *const flush[] = {"FLUSHALL", NULL};
+    const char *const flags[] = {"--redis", w->redis.url, "--redis-timeout", "300ms", NULL};
+    char out[64], path[PATH_BYTES];
+    struct rfd_ws ws;
+
+    char *id = rfd_submit(&w->a, "chain3", "{\"n\": 3}");
+    assert_non_null(id);
+    json_decref(finished(&w->a, id));
+    json_t *log = event_log(&w->a, id);
+    sleep_ms(200); /* published by now; then lost */
+    assert_int_equal(rrs_cmd(&w->redis, out, sizeof(out), flush), 0);
+    kill(w->a.pid, SIGTERM);
+    assert_int_equal(rfd_wait_exit(&w->a, WAIT_MS), 0);
+    assert_int_equal(rfd_restart(&w->a, RF_BUILD_DIR, flags, NULL), 0);
+    wait_ready_status(&w->a, "ready", 10000);
+    snprintf(path, sizeof(path), "/v1/ws?execution_id=%s", id);
+    assert_int_equal(rfd_ws_open(&w->b, path, &ws), 0);
+    follow_and_check(&ws, log, 0);
+    rfd_ws_close(&ws);
+    json_decref(log);
+    free(id);
+}
+
 int main(void)
 {
     rfd_test_filter();
@@ -442,6 +470,7 @@ int main(void)
         cmocka_unit_test(test_cache_across_instances),
         cmocka_unit_test(test_single_flight_across_instances),
         cmocka_unit_test(test_ws_follows_other_instance),
+        cmocka_unit_test(test_events_republished_after_restart),
         cmocka_unit_test(test_redis_not_answering),
         cmocka_unit_test(test_redis_killed_under_load),
     };
