@@ -235,6 +235,10 @@ BENCH_MICRO := $(BUILD)/bench/micro
 BENCH_DAG_OBJS := $(BUILD)/bench/dag.o $(BUILD)/bench/shapes.o $(BUILD)/bench/dag_tbb.o
 BENCH_MICRO_OBJS := $(BUILD)/bench/micro.o $(BUILD)/bench/micro_ops.o
 BENCH_LANG := $(BUILD)/bench/lang
+BENCH_RCACHE := $(BUILD)/bench/rcache
+
+$(BENCH_RCACHE): $(BUILD)/bench/rcache.o $(BUILD)/bench/load/hist.o $(LIB_A)
+	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(PKG_LIBS) -lm
 
 $(BENCH_LANG): $(BUILD)/bench/lang.o $(LIB_A)
 	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(PKG_LIBS)
@@ -252,7 +256,7 @@ $(LOAD): $(LOAD_SRCS:%.c=$(BUILD)/%.o)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $$($(PKGCONF) --libs liburing jansson libcrypto) -lm
 
-bench-build: $(BENCH_DAG) $(BENCH_MICRO) $(BENCH_LANG) $(LOAD)
+bench-build: $(BENCH_DAG) $(BENCH_MICRO) $(BENCH_LANG) $(BENCH_RCACHE) $(LOAD)
 
 bench: bench-build
 	$(BENCH_MICRO) --benchmark_min_time=0.2

@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "engine/alloc.h"
+#include "engine/jparse.h"
 
 #define WAIT_MS_FIRST 5u
 #define WAIT_MS_MAX   100u
@@ -45,17 +46,26 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* "<prefix>:<kind>:<32 hex digits>" into out (RB_KEY_BYTES); its length. */
 static size_t hex_key(const struct rf_rbridge *b, const char *kind, const uint8_t k[16],
                       char *out)
 {
     static const char digits[] = "0123456789abcdef";
-    char hex[32];
+    size_t pn = strlen(b->cfg.prefix), kn = strlen(kind), n = 0;
 
+    RF_ASSERT(pn + kn + 34 < RB_KEY_BYTES);
+    memcpy(out, b->cfg.prefix, pn);
+    n = pn;
+    out[n++] = ':';
+    memcpy(out + n, kind, kn);
+    n += kn;
+    out[n++] = ':';
     for (int i = 0; i < 16; i++) {
-        hex[2 * i] = digits[k[i] >> 4];
-        hex[2 * i + 1] = digits[k[i] & 15];
+        out[n++] = digits[k[i] >> 4];
+        out[n++] = digits[k[i] & 15];
     }
-    return rb_key(b, kind, hex, sizeof(hex), out);
+    out[n] = '\0';
+    return n;
 }
 
 static void answer(struct rf_rcache_req *req, int res, json_t *value)
@@ -140,22 +150,27 @@ static void on_get(void *ud, const redisReply *r)
     if (req->canceled)
         return answer(req, -ECANCELED, NULL);
     if (r->type == REDIS_REPLY_STRING) {
-        json_t *v = json_loadb(r->str, r->len, JSON_DECODE_ANY, NULL);
+        json_t *v = rf_json_parse(r->str, r->len);
         if (v)
             return answer(req, 1, v);
     }
     lease_issue(req); /* a miss (nil, or a value that is not ours) */
 }
 
+/* GET in RESP, written here: hiredis's printf-style formatting costs more than the rest
+ * of a lookup's command side. */
 static int get_issue(struct rf_rcache_req *req)
 {
     struct rf_rbridge *b = req->bud;
+    char cmd[RB_KEY_BYTES + 32];
     char key[RB_KEY_BYTES];
-    const char *argv[2] = {"GET", key};
-    size_t lens[2] = {3, hex_key(b, "cache", req->key, key)};
+    size_t kn = hex_key(b, "cache", req->key, key);
+    int n = snprintf(cmd, sizeof(cmd), "*2\r\n$3\r\nGET\r\n$%zu\r\n", kn);
 
+    memcpy(cmd + n, key, kn);
+    memcpy(cmd + n + kn, "\r\n", 2);
     req->state = RQ_GET;
-    return rf_redis_cmd(rb_mine(b)->cmd, on_get, req, 2, argv, lens);
+    return rf_redis_cmd_raw(rb_mine(b)->cmd, on_get, req, cmd, (size_t)n + kn + 2);
 }
 
 static int rc_fetch(void *ud, struct rf_rcache_req *req)

@@ -38,6 +38,7 @@
 #include <time.h>
 
 #include "engine/alloc.h"
+#include "engine/jparse.h"
 
 #define READ_COUNT      512u  /* stream entries per read */
 #define BUF_MAX         4096u /* live messages buffered per follower during a read */
@@ -294,7 +295,7 @@ static void f_end(struct rf_rfollow *f, const char *code)
 /* An event's seq and whether it is the execution's last. false: not one of ours. */
 static bool parse_event(const char *text, size_t len, uint64_t *seq, bool *last)
 {
-    json_t *o = json_loadb(text, len, 0, NULL);
+    json_t *o = rf_json_parse(text, len);
     json_t *js = json_object_get(o, "seq");
     const char *type = json_string_value(json_object_get(o, "type"));
     bool ok = json_is_integer(js) && json_integer_value(js) > 0 && type;
