@@ -99,7 +99,7 @@ EMBED := $(BUILD)/examples/embed
 
 DEPS_STAMP := build/.deps
 
-.PHONY: all lib test test-unit test-asan test-tsan test-embed run bench bench-build bench-compare crash-test \
+.PHONY: bench-storage all lib test test-unit test-asan test-tsan test-embed run bench bench-build bench-compare crash-test \
         install format clean deps check-format fuzz fuzz-build tools
 .DELETE_ON_ERROR:
 
@@ -267,6 +267,12 @@ bench: bench-build
 bench-compare: bench-build tools
 	$(Q)scripts/deps.sh --bench
 	bench/compare.sh
+
+# Durability sync vs none, recovery of 1,000,000 executions, the Redis cache-hit path vs
+# redis-benchmark (bench/storage.sh; README "Benchmarks").
+bench-storage: bench-build tools
+	$(Q)scripts/deps.sh --bench
+	bench/storage.sh
 
 # --- fuzzing (MODE=fuzz, clang's libFuzzer) -------------------------------------------------
 

@@ -207,7 +207,7 @@ int main(int argc, char **argv)
         return 1;
     rf__log_level = RF_LOG_WARN; /* no "connected" lines in the output */
 
-    rf_config ec = {.shards = shards};
+    rf_config ec = {.shards = shards, .log_level = RF_LOG_WARN};
     rf_engine *eng;
     struct rf_rbridge *b;
     struct rf_rbridge_config bc = {.conn = {.port = a.port,

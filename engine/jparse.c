@@ -152,6 +152,29 @@ static int unescape(struct jp *j, unsigned char *o, size_t *n)
     return 0;
 }
 
+/* Past the run of plain bytes at p: printable ASCII other than '"' and '\\', eight at a
+ * time while there are eight (SWAR: a byte below 0x20, equal to '"' or '\\', or with its
+ * high bit set stops the word; the bytewise loop then finds which). */
+static const unsigned char *plain_run(const unsigned char *p, const unsigned char *end)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+
+    while (end - p >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        uint64_t quote = w ^ (ones * '"'), bsl = w ^ (ones * '\\');
+        uint64_t low = (w - ones * 0x20) & ~w & highs;    /* some byte < 0x20 */
+        uint64_t q = (quote - ones) & ~quote & highs;     /* some byte == '"' */
+        uint64_t b = (bsl - ones) & ~bsl & highs;         /* some byte == '\\' */
+        if ((low | q | b | (w & highs)) != 0)
+            break;
+        p += 8;
+    }
+    while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+        p++;
+    return p;
+}
+
 /* The string at j->p (just past its opening quote): its decoded bytes in *out (the input
  * itself when there is no escape, else buf or a malloc'd block in *heap). */
 static int scan_string(struct jp *j, unsigned char *buf, size_t cap, unsigned char **heap,
@@ -162,6 +185,9 @@ static int scan_string(struct jp *j, unsigned char *buf, size_t cap, unsigned ch
 
     *heap = NULL;
     while (j->p < j->end && *j->p != '"') { /* a first pass: validate, find the end */
+        j->p = plain_run(j->p, j->end);
+        if (j->p >= j->end || *j->p == '"')
+            break;
         unsigned c = *j->p;
         if (c < 0x20)
             return -1;
@@ -267,6 +293,13 @@ static json_t *parse_number(struct jp *j)
         return NULL;
     memcpy(tmp, s, n);
     tmp[n] = '\0';
+    if (!real && n <= 18) { /* at most 18 digits: no overflow, no strtoll */
+        const unsigned char *d = s + (*s == '-');
+        int64_t v = 0;
+        while (d < j->p)
+            v = v * 10 + (*d++ - '0');
+        return json_integer((json_int_t)(*s == '-' ? -v : v));
+    }
     errno = 0;
     if (!real) {
         long long v = strtoll(tmp, NULL, 10);

@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "engine/alloc.h"
+#include "engine/jcs.h"
 #include "engine/jparse.h"
 
 #define WAIT_MS_FIRST 5u
@@ -162,15 +163,22 @@ static void on_get(void *ud, const redisReply *r)
 static int get_issue(struct rf_rcache_req *req)
 {
     struct rf_rbridge *b = req->bud;
-    char cmd[RB_KEY_BYTES + 32];
+    static const char head[] = "*2\r\n$3\r\nGET\r\n$";
+    char cmd[RB_KEY_BYTES + 32], len[RF_INT_TEXT_BYTES];
     char key[RB_KEY_BYTES];
-    size_t kn = hex_key(b, "cache", req->key, key);
-    int n = snprintf(cmd, sizeof(cmd), "*2\r\n$3\r\nGET\r\n$%zu\r\n", kn);
+    size_t kn = hex_key(b, "cache", req->key, key), n = sizeof(head) - 1;
+    size_t ln = (size_t)rf_u64_text(kn, len);
 
+    memcpy(cmd, head, n);
+    memcpy(cmd + n, len, ln);
+    n += ln;
+    memcpy(cmd + n, "\r\n", 2);
+    n += 2;
     memcpy(cmd + n, key, kn);
-    memcpy(cmd + n + kn, "\r\n", 2);
+    n += kn;
+    memcpy(cmd + n, "\r\n", 2);
     req->state = RQ_GET;
-    return rf_redis_cmd_raw(rb_mine(b)->cmd, on_get, req, cmd, (size_t)n + kn + 2);
+    return rf_redis_cmd_raw(rb_mine(b)->cmd, on_get, req, cmd, n + 2);
 }
 
 static int rc_fetch(void *ud, struct rf_rcache_req *req)

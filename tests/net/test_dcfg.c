@@ -50,6 +50,9 @@ static const char *const all_flags[] = {
     "durability",
     "retention",
     "redis",
+    "redis-prefix",
+    "redis-timeout",
+    "redis-events-ttl",
     "kafka-brokers",
     "log-level",
     "request-line-max",
@@ -145,6 +148,9 @@ static void assert_defaults(const struct rf_dcfg *c)
     assert_int_equal(c->executions_max, 20000);
     assert_int_equal(c->events_per_execution_max, 100000);
     assert_int_equal(c->idempotency_keys_max, 1000000);
+    assert_string_equal(c->redis_prefix, "ringflow");
+    assert_int_equal(c->redis_timeout_ms, 500);
+    assert_int_equal(c->redis_events_ttl_s, 3600);
     assert_int_equal(c->long_poll_max_ms, 60000);
     assert_int_equal(c->drain_timeout_ms, 10000);
     assert_int_equal(c->http_timeout_ms, 30000);
@@ -401,6 +407,8 @@ static void test_bounds(void **state)
         {"executions-max", "1", "0", "100000000", "100000001"},
         {"events-per-execution-max", "1", "0", "10000000", "10000001"},
         {"idempotency-keys-max", "1", "0", "268435456", "268435457"},
+        {"redis-timeout", "10ms", "9ms", "1m", "61s"},
+        {"redis-events-ttl", "1s", "999ms", "30d", "31d"},
         {"long-poll-max", "0", NULL, "1h", "61m"},
         {"drain-timeout", "0", NULL, "1h", "3601s"},
         {"http-timeout", "1ms", "0", "1h", "61m"},
@@ -727,6 +735,11 @@ static void test_redis(void **state)
     refuse("redis", "http://x:1", -EINVAL, "must start with redis://");
     refuse("redis", "redis://u@h:1", -EINVAL, "user info, queries and fragments");
     refuse("redis", "redis://h:1/x", -EINVAL, "the database after '/' must be 0..65535");
+    /* The key prefix: letters, digits, '.', '_', '-'; 1 to 63 of them. */
+    assert_int_equal(parse(&c, err, NOENV, ARGS("--redis-prefix", "team-a.prod_1")), 0);
+    assert_string_equal(c.redis_prefix, "team-a.prod_1");
+    refuse("redis-prefix", "a:b", -EINVAL, "only letters, digits");
+    refuse("redis-prefix", "a b", -EINVAL, "only letters, digits");
     /* From the variable: the message names both. */
     assert_int_equal(parse(&c, err, ENV("RINGFLOW_REDIS=redis://h"), NOARGS), -EINVAL);
     assert_has(err, "RINGFLOW_REDIS (--redis): \"redis://h\": the port is missing");
