@@ -41,10 +41,7 @@ enum { RQ_GET = 1, RQ_LEASE, RQ_WAIT };
 
 static uint64_t mono_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return rf_now_ns() / 1000000u;
 }
 
 /* "<prefix>:<kind>:<32 hex digits>" into out (RB_KEY_BYTES); its length. */

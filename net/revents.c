@@ -51,10 +51,7 @@ static _Thread_local struct rb_shard *rb_cur; /* the calling shard's side */
 
 static uint64_t mono_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return rf_now_ns() / 1000000u;
 }
 
 int rb_events_init(struct rb_shard *rs)

@@ -195,7 +195,7 @@ static int log_check(const struct rfd *d)
 
 /* --- process -------------------------------------------------------------------------------- */
 
-static int free_port(uint16_t *port)
+int rfd_free_port(uint16_t *port)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof(sa);
@@ -341,7 +341,7 @@ int rfd_start(struct rfd *d, const char *build_dir, const char *const *extra)
         int st = 0, rc;
 
         snprintf(d->dir, sizeof(d->dir), "/tmp/rfd-XXXXXX");
-        if (!mkdtemp(d->dir) || free_port(&d->port) < 0) {
+        if (!mkdtemp(d->dir) || rfd_free_port(&d->port) < 0) {
             fprintf(stderr, "rfd_start: mkdtemp/port: %s\n", strerror(errno));
             d->dir[0] = 0;
             return -1;

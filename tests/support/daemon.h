@@ -49,6 +49,8 @@ struct rfd {
  * nothing left running.
  */
 int rfd_start(struct rfd *d, const char *build_dir, const char *const *extra);
+/* A loopback port nothing listens on now (bind 127.0.0.1:0, then close): 0 or -1. */
+int rfd_free_port(uint16_t *port);
 /*
  * SIGTERM, wait up to 20 s for the exit (then SIGKILL and -1), check the log for sanitizer
  * reports (then print it and return -1), remove the temp dir. Returns WEXITSTATUS, or -1

@@ -6,6 +6,7 @@
  * killed process's socket is still going away.
  */
 #include "tests/support/redis.h"
+#include "tests/support/daemon.h" /* rfd_free_port */
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -32,24 +33,6 @@ static int64_t now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int free_port(uint16_t *port)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int rc = -1;
-
-    if (fd < 0)
-        return -1;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &len) == 0) {
-        *port = ntohs(sa.sin_port);
-        rc = 0;
-    }
-    close(fd);
-    return rc;
 }
 
 static pid_t spawn(const struct rrs *r)
@@ -179,7 +162,7 @@ int rrs_start(struct rrs *r)
         return -1;
     }
     for (int attempt = 0; attempt < 5; attempt++) {
-        if (free_port(&r->port) < 0)
+        if (rfd_free_port(&r->port) < 0)
             break;
         snprintf(r->url, sizeof(r->url), "redis://127.0.0.1:%u", r->port);
         if (launch(r) == 0)
