@@ -14,6 +14,9 @@
  *
  * Paths: `inputs<p>`, `nodes.<id>.output<p>`, `item<p>`, `index`, `execution.id`,
  * `execution.graph`, `execution.version`, where <p> is a chain of `.field` and `[n]`.
+ * A webhook's `inputs` template (net/hooks.c) is compiled in request mode instead, where
+ * the only paths are `body<p>`, `headers<p>` and `query<p>` (the delivery's parsed body,
+ * its header fields and its query parameters, names in lowercase).
  * A template whose whole string is one `{{ path }}` yields the value with its JSON type;
  * a string mixing text and templates yields a string (strings inserted raw, other values
  * as compact JSON). A path that does not resolve is an evaluation error with code
@@ -46,6 +49,7 @@ struct rf_expr_env {
     void (*on_ref)(void *ud, uint32_t node, const char *pointer);
     void *ud;
     bool in_map; /* `item` and `index` are in scope (a mapped node's config) */
+    bool request; /* a webhook's inputs: `body`, `headers`, `query` and nothing else */
 };
 
 /* What evaluation reads. Borrowed during the call. */
@@ -60,6 +64,8 @@ struct rf_scope {
     const char *exec_id;
     const char *graph;
     uint32_t version;
+    /* request mode: the delivery's parts (NULL when it has none) */
+    const json_t *body, *headers, *query;
 };
 
 /* --- templates -------------------------------------------------------------------------- */
@@ -125,6 +131,9 @@ enum rf_path_root {
     RF_ROOT_EXEC_ID,
     RF_ROOT_EXEC_GRAPH,
     RF_ROOT_EXEC_VERSION,
+    RF_ROOT_BODY, /* request mode (a webhook's inputs) */
+    RF_ROOT_HEADERS,
+    RF_ROOT_QUERY,
 };
 
 enum rf_seg_kind {

@@ -376,9 +376,17 @@ int rf__path_scan(const char *s, size_t len, struct rf_path *p, struct rf_scan_e
         return scan_node(s, len, w, p, e);
     if (word_is(s, w, "execution"))
         return scan_exec(s, len, w, p, e);
+    if (word_is(s, w, "body") || word_is(s, w, "query")) {
+        p->root = s[0] == 'b' ? RF_ROOT_BODY : RF_ROOT_QUERY;
+        return scan_steps(s, len, w, p, e);
+    }
+    if (word_is(s, w, "headers")) {
+        p->root = RF_ROOT_HEADERS;
+        return scan_steps(s, len, w, p, e);
+    }
     return scan_fail(e, 0,
                      "expected a path: inputs, nodes.<id>.output, item, index or "
-                     "execution.*",
+                     "execution.* (body, headers, query in a webhook's inputs)",
                      false);
 }
 
@@ -490,6 +498,15 @@ static int check_ref(const char *s, size_t len, const struct rf_path *p,
 {
     int idx, rc;
 
+    bool req = p->root == RF_ROOT_BODY || p->root == RF_ROOT_HEADERS || p->root == RF_ROOT_QUERY;
+    if (req != env->request) {
+        rc = rf_diag_add(diag, pointer, "bad_scope",
+                         env->request ? "%.*s: a webhook's inputs read body, headers and query"
+                                      : "%.*s: body, headers and query are only in scope in a "
+                                        "webhook's inputs",
+                         (int)len, s);
+        return rc < 0 ? rc : RF_EINVAL_GRAPH;
+    }
     if ((p->root == RF_ROOT_ITEM || p->root == RF_ROOT_INDEX) && !env->in_map) {
         rc = rf_diag_add(diag, pointer, "bad_scope",
                          "%.*s: 'item' and 'index' are only in scope in a mapped node's config",
@@ -600,6 +617,15 @@ static int resolve_root(const struct rf_cpath *p, const struct rf_scope *sc, str
     case RF_ROOT_ITEM:
         v->json = sc->item;
         return v->json ? 0 : root_fail(p, "no item in scope", err);
+    case RF_ROOT_BODY:
+        v->json = sc->body;
+        return v->json ? 0 : root_fail(p, "the delivery has no JSON body", err);
+    case RF_ROOT_HEADERS:
+        v->json = sc->headers;
+        return v->json ? 0 : root_fail(p, "no headers", err);
+    case RF_ROOT_QUERY:
+        v->json = sc->query;
+        return v->json ? 0 : root_fail(p, "no query", err);
     case RF_ROOT_INDEX:
     case RF_ROOT_EXEC_VERSION:
         v->is_int = true;

@@ -24,11 +24,13 @@
 
 #include "engine/alloc.h"
 #include "net/api.h"
+#include "net/api_int.h"
 #include "net/rbridge.h"
 #include "net/server.h"
 #include "net/sjournal.h"
 #include "net/url.h"
 #include "net/wsapi.h"
+#include "storage/xrec.h"
 
 #define SEGS_MAX          8
 #define NAME_BYTES_MAX    256
@@ -40,19 +42,8 @@
 #define TAGS_MAX          32u
 #define TAG_BYTES_MAX     128u
 #define GRAPH_LIST_MAX    1000u
-#define TOKEN_KEY_BYTES   16
+#define TOKEN_KEY_BYTES   RF_API_TOKEN_KEY_BYTES
 
-struct rf_api {
-    rf_engine *eng;
-    struct rf_store *st;
-    struct rf_metrics *m;
-    struct rf_api_config cfg;
-    struct rf_sjournal *sj; /* the journal, or NULL (memory only) */
-    struct rf_rbridge *rb;  /* Redis, or NULL */
-    _Atomic uint32_t draining; /* relaxed flag: graceful stop began */
-    _Atomic uint32_t ready;    /* relaxed flag: recovery is over, requests are served */
-    unsigned char token_key[TOKEN_KEY_BYTES];
-};
 
 /* --- small helpers ---------------------------------------------------------------------- */
 
@@ -773,16 +764,64 @@ static void psub_accepted(void *ud, struct rf_xrec *x, int res)
     rf_free(p);
 }
 
-static void submit(struct rf_api *api, struct rf_hreq *r, const char *name)
+/* Submit an execution of `plan` (owned by the callee) with `inputs` (owned by the callee)
+ * and answer: 202 once durable, 200 for an idempotent repeat, or the error. `idem` and
+ * `tags` borrowed; `d` gets input problems. */
+void rf__api_submit_plan(struct rf_api *api, struct rf_rctx *rx, rf_plan *plan, json_t *inputs,
+                         const char *idem, const json_t *tags, rf_diag *d)
 {
-    struct rf_store_submit s = {.shard = rf_conn_shard(r->x.c)->id};
+    struct rf_store_submit s = {.shard = rf_conn_shard(rx->c)->id,
+                                .plan = plan,
+                                .inputs = inputs,
+                                .idem = idem,
+                                .tags = tags,
+                                .diag = d};
     struct psub *ps = NULL;
-    uint32_t version = 0;
-    json_t *tags = NULL, *body;
     struct rf_xrec *x;
     bool existing;
-    rf_diag d;
     int rc;
+
+    if (api->sj) {
+        ps = rf_calloc(1, sizeof(*ps));
+        if (!ps) {
+            rf_plan_release(plan);
+            json_decref(inputs);
+            rf_resp_error(rx, 500, "no_memory", NULL, NULL, "out of memory");
+            return;
+        }
+        ps->api = api;
+        ps->x = *rx;
+        s.accepted = psub_accepted;
+        s.accepted_ud = ps;
+    }
+    rc = rf_store_submit(api->st, &s, &x, &existing);
+    if (rc == 2) /* the key's execution has left memory: the archive answers */
+        submitted_as(api, rx, s.hit.id, rf_plan_name(plan), s.hit.version, s.hit.status, 200);
+    char name[72];
+    snprintf(name, sizeof(name), "%s", rf_plan_name(plan));
+    rf_plan_release(plan);
+    if (rc == 1) {
+        rf_conn_park(&ps->x, psub_closed, ps); /* answered once the journal has it */
+        return;
+    }
+    rf_free(ps);
+    if (rc < 0) {
+        submit_failed(api, rx, rc, d, name);
+        return;
+    }
+    if (rc == 2)
+        return;
+    submitted(api, rx, x, existing ? 200 : 202);
+    rf_xrec_release(x);
+}
+
+static void submit(struct rf_api *api, struct rf_hreq *r, const char *name)
+{
+    uint32_t version = 0;
+    const char *idem = NULL;
+    json_t *tags = NULL, *body;
+    rf_plan *plan;
+    rf_diag d;
 
     r->x.route = RF_ROUTE_SUBMIT;
     if (draining(api))
@@ -790,14 +829,14 @@ static void submit(struct rf_api *api, struct rf_hreq *r, const char *name)
     if (!(body = json_body(r, true)))
         return;
     rf_diag_init(&d);
-    submit_envelope(body, &d, &version, &s.idem, &tags);
+    submit_envelope(body, &d, &version, &idem, &tags);
     if (d.count) {
         rf_resp_error(&r->x, 400, "bad_request", NULL, diag_details(&d),
                       "the request body has %u problem(s)", d.count);
         goto out;
     }
-    s.plan = rf_graph_get(api->eng, name, version);
-    if (!s.plan) {
+    plan = rf_graph_get(api->eng, name, version);
+    if (!plan) {
         rf_plan *latest = version ? rf_graph_get(api->eng, name, 0) : NULL;
         if (latest)
             rf_resp_error(&r->x, 404, "not_found", NULL, NULL, "graph %s has no version %u",
@@ -807,40 +846,8 @@ static void submit(struct rf_api *api, struct rf_hreq *r, const char *name)
         rf_plan_release(latest);
         goto out;
     }
-    s.inputs = json_incref(json_object_get(body, "inputs"));
-    s.tags = tags;
-    s.diag = &d;
-    if (api->sj) {
-        ps = rf_calloc(1, sizeof(*ps));
-        if (!ps) {
-            rf_plan_release(s.plan);
-            json_decref(s.inputs);
-            rf_resp_error(&r->x, 500, "no_memory", NULL, NULL, "out of memory");
-            goto out;
-        }
-        ps->api = api;
-        ps->x = r->x;
-        s.accepted = psub_accepted;
-        s.accepted_ud = ps;
-    }
-    rc = rf_store_submit(api->st, &s, &x, &existing);
-    if (rc == 2) /* the key's execution has left memory: the archive answers */
-        submitted_as(api, &r->x, s.hit.id, rf_plan_name(s.plan), s.hit.version, s.hit.status,
-                     200);
-    rf_plan_release(s.plan);
-    if (rc == 1) {
-        rf_conn_park(&ps->x, psub_closed, ps); /* answered once the journal has it */
-        goto out;
-    }
-    rf_free(ps);
-    if (rc < 0) {
-        submit_failed(api, &r->x, rc, &d, name);
-        goto out;
-    }
-    if (rc == 2)
-        goto out;
-    submitted(api, &r->x, x, existing ? 200 : 202);
-    rf_xrec_release(x);
+    rf__api_submit_plan(api, &r->x, plan, json_incref(json_object_get(body, "inputs")), idem,
+                        tags, &d);
 out:
     rf_diag_free(&d);
     json_decref(body);
@@ -1309,6 +1316,8 @@ void rf_api_handle(struct rf_api *api, struct rf_hreq *r)
             return route_graphs(api, r, seg, n);
         if (slice_eq(seg[1], "executions"))
             return route_executions(api, r, seg, n);
+        if (slice_eq(seg[1], "hooks"))
+            return rf__api_hooks(api, r, seg, n);
         if (n == 2 && slice_eq(seg[1], "ws")) {
             r->x.route = RF_ROUTE_WS;
             return rf_wsapi_upgrade(api->eng, api->st, api->rb, r, api->cfg.ws_subs_max);
@@ -1337,8 +1346,21 @@ int rf_api_new(rf_engine *eng, struct rf_store *st, struct rf_metrics *m,
         rf_free(api);
         return -EIO;
     }
+    if (rf_hooks_new(eng, &api->hooks) < 0) {
+        rf_free(api);
+        return -ENOMEM;
+    }
     *out = api;
     return 0;
+}
+
+void rf_api_load_def(void *ud, uint8_t kind, const char *name, const char *doc, size_t doc_len,
+                     int64_t created_us)
+{
+    struct rf_api *api = ud;
+
+    if (kind == RF_XDEF_HOOK)
+        rf_hooks_load(api->hooks, name, doc, doc_len, created_us);
 }
 
 void rf_api_set_redis(struct rf_api *api, struct rf_rbridge *rb)
@@ -1358,10 +1380,55 @@ void rf_api_set_ready(struct rf_api *api)
 
 void rf_api_free(struct rf_api *api)
 {
+    if (!api)
+        return;
+    rf_hooks_free(api->hooks);
     rf_free(api);
 }
 
 void rf_api_set_draining(struct rf_api *api)
 {
     atomic_store_explicit(&api->draining, 1, memory_order_relaxed); /* a flag, no data */
+}
+
+/* --- for the other parts of the API (net/api_int.h) -------------------------------------- */
+
+bool rf__api_draining(const struct rf_api *api)
+{
+    return draining(api);
+}
+
+json_t *rf__api_json_body(struct rf_hreq *r, bool empty_is_object)
+{
+    return json_body(r, empty_is_object);
+}
+
+void rf__api_not_found(struct rf_hreq *r, const char *what, const char *name)
+{
+    not_found(r, what, name);
+}
+
+void rf__api_method_not_allowed(struct rf_hreq *r, const char *allow)
+{
+    method_not_allowed(r, allow);
+}
+
+json_t *rf__api_diag_details(const rf_diag *d)
+{
+    return diag_details(d);
+}
+
+void rf__api_journal_refused(struct rf_rctx *x, int rc)
+{
+    journal_refused(x, rc);
+}
+
+int rf__api_seg_name(struct rf_slice s, char *out, size_t cap)
+{
+    return seg_name(s, out, cap);
+}
+
+bool rf__api_slice_eq(struct rf_slice s, const char *lit)
+{
+    return slice_eq(s, lit);
 }

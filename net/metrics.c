@@ -30,7 +30,7 @@ static const char *const nd_names[ND_NST] = {"succeeded", "failed", "canceled", 
 
 static const int http_codes[] = {101, 200, 201, 202, 204, 400, 401, 403, 404, 405, 408,
                                  409, 411, 413, 414, 415, 417, 422, 426, 429, 431, 500,
-                                 501, 503, 505};
+                                 501, 503, 505, 507};
 #define NCODES (RF_ARRAY_LEN(http_codes) + 1) /* + "other" */
 
 static const char *const route_names[RF_ROUTE_COUNT] = {
@@ -39,7 +39,8 @@ static const char *const route_names[RF_ROUTE_COUNT] = {
     "/v1/graphs/{name}/executions",  "/v1/executions",
     "/v1/executions/{id}",           "/v1/executions/{id}/events",
     "/v1/executions/{id}/result",    "/v1/executions/{id}/cancel",
-    "/v1/ws",
+    "/v1/ws",      "/v1/hooks",       "/v1/hooks/{hook}",
+    "/v1/hooks/{hook} (delivery)",
 };
 
 struct hist {

@@ -38,6 +38,9 @@ enum rf_route {
     RF_ROUTE_RESULT,         /* GET /v1/executions/{id}/result */
     RF_ROUTE_CANCEL,         /* POST /v1/executions/{id}/cancel */
     RF_ROUTE_WS,             /* GET /v1/ws */
+    RF_ROUTE_HOOKS,          /* GET /v1/hooks */
+    RF_ROUTE_HOOK,           /* PUT, GET, DELETE /v1/hooks/{hook} */
+    RF_ROUTE_HOOK_DELIVERY,  /* POST /v1/hooks/{hook} */
     RF_ROUTE_COUNT
 };
 

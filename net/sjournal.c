@@ -498,6 +498,27 @@ int rf_sjournal_graph(struct rf_sjournal *sj, const rf_plan *p, struct rf_jwait 
     return 0;
 }
 
+int rf_sjournal_def(struct rf_sjournal *sj, uint8_t kind, const char *name, const char *doc,
+                    size_t doc_len, int64_t created_us, struct rf_jwait *done)
+{
+    struct sj_shard *ss = my_shard(sj);
+    struct rf_xdef d = {.kind = kind,
+                        .name = {name, (uint32_t)strlen(name)},
+                        .doc = {doc ? doc : "", (uint32_t)doc_len},
+                        .created_us = created_us};
+    size_t size = rf_xdef_size(&d);
+    int err = 0;
+
+    if (size > RF_JREC_PAYLOAD_MAX)
+        return -E2BIG;
+    uint8_t *dst = rf_journal_reserve(ss->gj, (uint32_t)size, &err);
+    if (!dst)
+        return err;
+    rf_xdef_write(dst, &d);
+    rf_journal_commit(ss->gj, RF_JREC_DEF, (uint32_t)size, done);
+    return 0;
+}
+
 static int cmp_u32(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;

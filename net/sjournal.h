@@ -82,6 +82,18 @@ typedef void (*rf_sjournal_publish_fn)(void *ud, struct rf_xrec *x, uint32_t nev
                                        bool recovered);
 void rf_sjournal_set_publisher(struct rf_sjournal *sj, rf_sjournal_publish_fn fn, void *ud);
 
+/* Journal a trigger definition (kind RF_XDEF_*, storage/xrec.h) on the calling shard's
+ * graph journal: name and doc borrowed (doc_len 0: the definition was deleted). `done`
+ * is told when durable (res 0) or not, on this shard. 0 or the journal's error. */
+int rf_sjournal_def(struct rf_sjournal *sj, uint8_t kind, const char *name, const char *doc,
+                    size_t doc_len, int64_t created_us, struct rf_jwait *done);
+/* After recovery read the journals: every definition, oldest first, to fn (name and doc
+ * borrowed for the call; doc NULL for a deletion). The main thread, before the API is
+ * ready. */
+typedef void (*rf_sjournal_def_fn)(void *ud, uint8_t kind, const char *name, const char *doc,
+                                   size_t doc_len, int64_t created_us);
+void rf_sjournal_defs(struct rf_sjournal *sj, rf_sjournal_def_fn fn, void *ud);
+
 /* Journal a registered graph version on the calling shard; `done` is told when durable
  * (res 0) or not (res < 0), on this shard. */
 int rf_sjournal_graph(struct rf_sjournal *sj, const rf_plan *p, struct rf_jwait *done);

@@ -54,6 +54,14 @@ struct rgraph {
     int64_t created_us;
 };
 
+struct rdef {
+    uint8_t kind;  /* RF_XDEF_* */
+    char *name, *doc;
+    size_t doc_len; /* 0: deleted */
+    int64_t created_us;
+    uint32_t order; /* its place in the journals' reading */
+};
+
 struct rexec {
     char id[RF_ID_BYTES];
     char *graph, *idem, *tags, *inputs;
@@ -75,6 +83,8 @@ struct rsum {
 struct recovery {
     struct rgraph *graphs;
     uint32_t ngraphs, gcap;
+    struct rdef *defs;
+    uint32_t ndefs, dcap;
     struct rexec **table;   /* unfinished, by id */
     uint32_t nbuckets;
     struct rexec *first, *last; /* unfinished in creation order (for resuming) */

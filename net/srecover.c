@@ -113,6 +113,55 @@ static int on_graph(struct recovery *rc, const struct rf_jrec *rec)
     return 0;
 }
 
+static int on_def(struct recovery *rc, const struct rf_jrec *rec)
+{
+    struct rf_xdef d;
+
+    if (rf_xdef_read(rec, &d) < 0)
+        return -EBADMSG;
+    if (rc->ndefs == rc->dcap) {
+        uint32_t cap = rc->dcap ? rc->dcap * 2 : 16;
+        struct rdef *v = rf_realloc(rc->defs, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        rc->defs = v;
+        rc->dcap = cap;
+    }
+    struct rdef *e = &rc->defs[rc->ndefs];
+    e->kind = d.kind;
+    e->name = rf__sj_dup_slice(d.name);
+    e->doc = rf__sj_dup_slice(d.doc);
+    e->doc_len = d.doc.n;
+    e->created_us = d.created_us;
+    e->order = rc->ndefs;
+    if (!e->name || !e->doc)
+        return -ENOMEM;
+    rc->ndefs++;
+    return 0;
+}
+
+static int cmp_def(const void *a, const void *b)
+{
+    const struct rdef *x = a, *y = b;
+
+    if (x->created_us != y->created_us)
+        return x->created_us < y->created_us ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+void rf_sjournal_defs(struct rf_sjournal *sj, rf_sjournal_def_fn fn, void *ud)
+{
+    struct recovery *rc = sj->rec;
+
+    if (!rc || !rc->ndefs)
+        return;
+    qsort(rc->defs, rc->ndefs, sizeof(*rc->defs), cmp_def);
+    for (uint32_t k = 0; k < rc->ndefs; k++) {
+        const struct rdef *e = &rc->defs[k];
+        fn(ud, e->kind, e->name, e->doc_len ? e->doc : NULL, e->doc_len, e->created_us);
+    }
+}
+
 static int on_accept(struct recovery *rc, const struct rf_jrec *rec)
 {
     struct rf_xaccept a;
@@ -255,6 +304,7 @@ static int on_record(void *ud, uint64_t segment, uint64_t offset, const struct r
     (void)offset;
     switch (rec->type) {
     case RF_JREC_GRAPH: return on_graph(rc, rec);
+    case RF_JREC_DEF: return on_def(rc, rec);
     case RF_JREC_ACCEPT: return on_accept(rc, rec);
     case RF_JREC_EVENTS: return on_events(rc, rec);
     case RF_JREC_SUMMARY: return on_summary(rc, rec);
@@ -345,6 +395,11 @@ void rf__sj_recovery_free(struct recovery *rc)
         rf_free(rc->graphs[i].doc);
     }
     rf_free(rc->graphs);
+    for (uint32_t i = 0; i < rc->ndefs; i++) {
+        rf_free(rc->defs[i].name);
+        rf_free(rc->defs[i].doc);
+    }
+    rf_free(rc->defs);
     for (struct rexec *e = rc->first, *next; e; e = next) {
         next = e->onext;
         rexec_free(e);

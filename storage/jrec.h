@@ -52,7 +52,8 @@ enum rf_jrec_type {
     RF_JREC_SUMMARY = 4, /* a finished execution: everything a query needs */
     RF_JREC_SEGMENT = 5, /* first record of every segment: shard, segment number, time */
     RF_JREC_BATCH = 6,   /* first record of every write: the batch's bytes and records */
-    RF_JREC_TYPE_MAX = 6,
+    RF_JREC_DEF = 7,     /* a trigger definition (webhook, cron), or its deletion */
+    RF_JREC_TYPE_MAX = 7,
 };
 
 struct rf_jrec {

@@ -76,6 +76,41 @@ int rf_xgraph_read(const struct rf_jrec *rec, struct rf_xgraph *out)
     return 0;
 }
 
+/* --- DEF ----------------------------------------------------------------------------------- */
+
+size_t rf_xdef_size(const struct rf_xdef *d)
+{
+    return 1 + slice_size(d->name) + 8 + slice_size(d->doc);
+}
+
+void rf_xdef_write(uint8_t *p, const struct rf_xdef *d)
+{
+    size_t size = rf_xdef_size(d);
+    struct rf_jw w = {.p = p, .cap = size};
+
+    rf_jw_u8(&w, d->kind);
+    rf_jw_bytes(&w, d->name.p, d->name.n);
+    rf_jw_u64(&w, (uint64_t)d->created_us);
+    rf_jw_bytes(&w, d->doc.p, d->doc.n);
+    RF_ASSERT(w.n == size);
+}
+
+int rf_xdef_read(const struct rf_jrec *rec, struct rf_xdef *out)
+{
+    struct rf_jr r;
+    uint64_t created;
+
+    if (rec->type != RF_JREC_DEF)
+        return -EBADMSG;
+    rf_jr_init(&r, rec);
+    if (rf_jr_u8(&r, &out->kind) < 0 || read_slice(&r, &out->name) < 0 ||
+        rf_jr_u64(&r, &created) < 0 || read_slice(&r, &out->doc) < 0 || !rf_jr_done(&r) ||
+        out->name.n == 0 || (out->kind != RF_XDEF_HOOK && out->kind != RF_XDEF_TRIGGER))
+        return -EBADMSG;
+    out->created_us = (int64_t)created;
+    return 0;
+}
+
 /* --- ACCEPT -------------------------------------------------------------------------------- */
 
 static size_t accept_fields_size(const struct rf_xaccept *a)

@@ -3,6 +3,8 @@
  * payloads of GRAPH, ACCEPT, EVENTS and SUMMARY records (storage/jrec.h frames them).
  *
  *   GRAPH    a registered graph version: name, version, created_us, the document (JSON)
+ *   DEF      a trigger definition: kind (RF_XDEF_*), name, created_us, the document
+ *            (JSON; empty when the definition was deleted). Kept with the graphs.
  *   ACCEPT   an execution accepted: id, graph, version, created_us, idempotency key (may be
  *            empty), tags (JSON array or empty), inputs (JSON). Written on the execution's
  *            home shard; the 202 waits for it to be durable.
@@ -39,6 +41,14 @@ struct rf_xgraph {
     int64_t created_us;
 };
 
+enum { RF_XDEF_HOOK = 1, RF_XDEF_TRIGGER = 2 };
+
+struct rf_xdef {
+    uint8_t kind;
+    struct rf_xslice name, doc;
+    int64_t created_us;
+};
+
 struct rf_xaccept {
     struct rf_xslice id, graph, idem, tags, inputs;
     uint32_t version;
@@ -65,6 +75,9 @@ struct rf_xevents {
 /* Payload sizes, then writers into exactly that room (rf_journal_reserve gives it). */
 size_t rf_xgraph_size(const struct rf_xgraph *g);
 void rf_xgraph_write(uint8_t *p, const struct rf_xgraph *g);
+size_t rf_xdef_size(const struct rf_xdef *d);
+void rf_xdef_write(uint8_t *p, const struct rf_xdef *d);
+int rf_xdef_read(const struct rf_jrec *rec, struct rf_xdef *out);
 size_t rf_xaccept_size(const struct rf_xaccept *a);
 void rf_xaccept_write(uint8_t *p, const struct rf_xaccept *a);
 /* EVENTS and SUMMARY take their event texts from a callback: text k of n. */

@@ -512,6 +512,7 @@ int main(int argc, char **argv)
     }
     if (d.cfg.graphs_dir[0] && register_dir(&d) < 0)
         rf_log_warn("\"msg\":\"some graph files were not registered (see above)\"");
+    rf_sjournal_defs(d.sj, rf_api_load_def, d.api); /* webhooks, before executions resume */
     if (recover_executions(&d) < 0) {
         teardown(&d);
         return 1;
