@@ -313,3 +313,47 @@ int64_t rf_cron_next(const struct rf_cron *c, int64_t after)
     }
     return -1;
 }
+
+/* The slots in (from, now], the newest `keep` of them, oldest first, into out. */
+static uint32_t collect(const struct rf_cron *c, int64_t from, int64_t now, int64_t *out,
+                        uint32_t keep)
+{
+    uint32_t n = 0;
+
+    for (int64_t t = rf_cron_next(c, from); t >= 0 && t <= now; t = rf_cron_next(c, t)) {
+        if (n == keep) { /* drop the oldest */
+            memmove(out, out + 1, (keep - 1) * sizeof(*out));
+            n--;
+        }
+        out[n++] = t;
+    }
+    return n;
+}
+
+uint32_t rf_cron_due(const struct rf_cron *c, int64_t last, int64_t now, bool catch_up,
+                     int64_t *out, uint32_t cap, bool *skipped)
+{
+    uint32_t keep = cap < RF_CRON_CATCH_UP_MAX ? cap : RF_CRON_CATCH_UP_MAX, n = 0;
+    int64_t first = rf_cron_next(c, last), from;
+
+    *skipped = false;
+    if (!cap || first < 0 || first > now)
+        return 0;
+    if (!catch_up) {
+        /* Only slots at most RF_CRON_GRACE_S old fire. */
+        from = now - (int64_t)RF_CRON_GRACE_S - 1 > last ? now - (int64_t)RF_CRON_GRACE_S - 1
+                                                          : last;
+        n = collect(c, from, now, out, keep);
+    } else {
+        /* The newest `keep` slots: look back over a window that grows until it holds
+         * them, or reaches `last`; never a walk over every slot of a long absence. */
+        for (int64_t w = 3600;; w *= 8) {
+            from = now - w > last ? now - w : last;
+            n = collect(c, from, now, out, keep);
+            if (n == keep || from == last)
+                break;
+        }
+    }
+    *skipped = n == 0 || out[0] > first;
+    return n;
+}

@@ -53,4 +53,18 @@ bool rf_cron_match(const struct rf_cron *c, int64_t t);
  * for a time outside years 1970..9999. */
 int64_t rf_cron_next(const struct rf_cron *c, int64_t after);
 
+/* --- firing ------------------------------------------------------------------------------ */
+
+#define RF_CRON_GRACE_S     60u  /* a slot this late still fires under `skip` */
+#define RF_CRON_CATCH_UP_MAX 100u /* slots one catch-up fires at most (the newest) */
+
+/* The slots of c to fire now, among those in (last, now], oldest first, into out (cap
+ * entries): their count. `last` is the last slot fired (or when the trigger was defined).
+ * A slot more than RF_CRON_GRACE_S old was missed (the process was down, or stalled):
+ * `catch_up` fires the newest RF_CRON_CATCH_UP_MAX (and cap) of them, else only the slots
+ * within the grace fire. *skipped says whether some slot of (last, now] will never fire.
+ * Pure: the caller passes the time. */
+uint32_t rf_cron_due(const struct rf_cron *c, int64_t last, int64_t now, bool catch_up,
+                     int64_t *out, uint32_t cap, bool *skipped);
+
 #endif /* RF_SCHED_CRON_H */

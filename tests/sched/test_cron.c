@@ -194,6 +194,51 @@ static void test_next_against_reference(void **state)
     }
 }
 
+static void test_due(void **state)
+{
+    struct rf_cron c = parse_ok("*/5 * * * *");
+    int64_t out[256], t0 = utc(2026, 6, 1, 12, 0);
+    bool skipped;
+
+    (void)state;
+    /* on time: the one slot just passed */
+    assert_int_equal(rf_cron_due(&c, t0, t0 + 5 * 60 + 1, false, out, 256, &skipped), 1);
+    assert_int_equal(out[0], t0 + 5 * 60);
+    assert_false(skipped);
+    /* nothing due yet */
+    assert_int_equal(rf_cron_due(&c, t0, t0 + 299, false, out, 256, &skipped), 0);
+    assert_false(skipped);
+    /* down for 3 hours, skip: only a slot within the grace fires; the rest are skipped */
+    int64_t now = t0 + 3 * 3600 + 30;
+    assert_int_equal(rf_cron_due(&c, t0, now, false, out, 256, &skipped), 1);
+    assert_int_equal(out[0], t0 + 3 * 3600);
+    assert_true(skipped);
+    now = t0 + 3 * 3600 + 90; /* past the grace of that slot too */
+    assert_int_equal(rf_cron_due(&c, t0, now, false, out, 256, &skipped), 0);
+    assert_true(skipped);
+    /* catch_up: all 36 missed slots, oldest first */
+    assert_int_equal(rf_cron_due(&c, t0, now, true, out, 256, &skipped), 36);
+    assert_int_equal(out[0], t0 + 300);
+    assert_int_equal(out[35], t0 + 3 * 3600);
+    assert_false(skipped);
+    /* catch_up after a week: bounded to the newest RF_CRON_CATCH_UP_MAX */
+    now = t0 + 7 * 86400;
+    assert_int_equal(rf_cron_due(&c, t0, now, true, out, 256, &skipped), RF_CRON_CATCH_UP_MAX);
+    assert_int_equal(out[RF_CRON_CATCH_UP_MAX - 1], now);
+    assert_int_equal(out[0], now - (RF_CRON_CATCH_UP_MAX - 1) * 300);
+    assert_true(skipped);
+    /* and by the caller's array */
+    assert_int_equal(rf_cron_due(&c, t0, now, true, out, 3, &skipped), 3);
+    assert_int_equal(out[2], now);
+    /* a yearly schedule, catch-up over two years: two slots, found without walking minutes */
+    struct rf_cron y = parse_ok("@yearly");
+    assert_int_equal(rf_cron_due(&y, utc(2024, 6, 1, 0, 0), utc(2026, 6, 1, 0, 0), true, out,
+                                 256, &skipped),
+                     2);
+    assert_int_equal(out[0], utc(2025, 1, 1, 0, 0));
+    assert_int_equal(out[1], utc(2026, 1, 1, 0, 0));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -201,6 +246,7 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_next_by_hand),
         cmocka_unit_test(test_next_against_reference),
+        cmocka_unit_test(test_due),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
