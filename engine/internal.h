@@ -113,7 +113,7 @@ struct rf_pnode {
 #define RF_SUCC_SOLE 0x80000000u
 #define RF_SUCC_WIDE 0x40000000u
 #define RF_WIDE_DEPS 16
-#define RF_SERVICES_MAX 4 /* shard services (the HTTP server, the journal, ...) */
+#define RF_SERVICES_MAX 8 /* shard services (the HTTP server, the journal, ...) */
 
 /* Cold per-node data: read on retries, timeouts, events and diagnostics. */
 struct rf_pnode_cold {

@@ -1318,6 +1318,8 @@ void rf_api_handle(struct rf_api *api, struct rf_hreq *r)
             return route_executions(api, r, seg, n);
         if (slice_eq(seg[1], "hooks"))
             return rf__api_hooks(api, r, seg, n);
+        if (slice_eq(seg[1], "triggers"))
+            return rf__api_triggers(api, r, seg, n);
         if (n == 2 && slice_eq(seg[1], "ws")) {
             r->x.route = RF_ROUTE_WS;
             return rf_wsapi_upgrade(api->eng, api->st, api->rb, r, api->cfg.ws_subs_max);
@@ -1361,6 +1363,13 @@ void rf_api_load_def(void *ud, uint8_t kind, const char *name, const char *doc, 
 
     if (kind == RF_XDEF_HOOK)
         rf_hooks_load(api->hooks, name, doc, doc_len, created_us);
+    else if (kind == RF_XDEF_TRIGGER && api->triggers)
+        rf_triggers_load(api->triggers, name, doc, doc_len, created_us);
+}
+
+void rf_api_set_triggers(struct rf_api *api, struct rf_triggers *ts)
+{
+    api->triggers = ts;
 }
 
 void rf_api_set_redis(struct rf_api *api, struct rf_rbridge *rb)

@@ -36,6 +36,9 @@ struct rf_rbridge;
 void rf_api_set_redis(struct rf_api *api, struct rf_rbridge *rb);
 /* Recovery: a trigger definition from the journal (rf_sjournal_def_fn's shape; ud is the
  * api). Before rf_api_set_ready. */
+/* Cron triggers (borrowed; before the server runs). */
+struct rf_triggers;
+void rf_api_set_triggers(struct rf_api *api, struct rf_triggers *ts);
 void rf_api_load_def(void *ud, uint8_t kind, const char *name, const char *doc, size_t doc_len,
                      int64_t created_us);
 /* Serve requests: until then every route but /healthz, /readyz and /metrics answers 503

@@ -9,6 +9,7 @@
 
 #include "net/api.h"
 #include "net/hooks.h"
+#include "net/triggers.h"
 #include "net/server.h"
 
 #define RF_API_TOKEN_KEY_BYTES 16
@@ -21,6 +22,7 @@ struct rf_api {
     struct rf_sjournal *sj;    /* the journal, or NULL (memory only) */
     struct rf_rbridge *rb;     /* Redis, or NULL */
     struct rf_hooks *hooks;    /* webhook definitions */
+    struct rf_triggers *triggers; /* cron triggers, or NULL (rf_api_set_triggers) */
     _Atomic uint32_t draining; /* relaxed flag: graceful stop began */
     _Atomic uint32_t ready;    /* relaxed flag: recovery is over, requests are served */
     unsigned char token_key[RF_API_TOKEN_KEY_BYTES];
@@ -38,7 +40,8 @@ bool rf__api_slice_eq(struct rf_slice s, const char *lit);
 void rf__api_submit_plan(struct rf_api *api, struct rf_rctx *rx, rf_plan *plan, json_t *inputs,
                          const char *idem, const json_t *tags, rf_diag *d);
 
-/* net/apihooks.c: /v1/hooks and /v1/hooks/{hook}. */
+/* net/apidefs.c: /v1/hooks, /v1/hooks/{hook}, /v1/triggers, /v1/triggers/{name}. */
 void rf__api_hooks(struct rf_api *api, struct rf_hreq *r, struct rf_slice *seg, int n);
+void rf__api_triggers(struct rf_api *api, struct rf_hreq *r, struct rf_slice *seg, int n);
 
 #endif /* RF_NET_API_INT_H */

@@ -192,6 +192,10 @@ static const struct opt opts[] = {
      .min = 0, .max = RF_DCFG_URL_BYTES - 1, .optional = true, .def_show = "unset",
      .help = "testing only: inject journal I/O errors, e.g. eio_sync=3,short_write=2 "
              "(also eio_write, enospc): the n-th such operation of each shard fails"},
+    {.name = "cron-clock-file", .metavar = "PATH", .type = T_STR, FIELD(cron_clock_file),
+     .min = 0, .max = 255, .optional = true, .def_show = "unset",
+     .help = "testing only: cron triggers read the time (unix seconds) from this file "
+             "instead of the clock"},
     {.name = "redis", .metavar = "URL", .type = T_STR, FIELD(redis_url), .min = 0,
      .max = RF_DCFG_URL_BYTES - 1, .optional = true, .conv = conv_redis, .def_show = "unset",
      .help = "shared cache, redis://host:port[/db]; unset: in-memory cache, one instance"},

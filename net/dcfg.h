@@ -65,6 +65,7 @@ struct rf_dcfg {
     uint64_t journal_segment_bytes;        /* preallocated size of a journal segment */
     bool repair_journal;                   /* cut a corrupted journal instead of refusing */
     char journal_faults[RF_DCFG_URL_BYTES]; /* tests: injected journal I/O errors; "" none */
+    char cron_clock_file[256];             /* tests: the cron scheduler's clock; "" none */
 };
 
 /* Fill *c (caller-owned) with the defaults that --help shows. */

@@ -40,7 +40,7 @@ static const char *const route_names[RF_ROUTE_COUNT] = {
     "/v1/executions/{id}",           "/v1/executions/{id}/events",
     "/v1/executions/{id}/result",    "/v1/executions/{id}/cancel",
     "/v1/ws",      "/v1/hooks",       "/v1/hooks/{hook}",
-    "/v1/hooks/{hook} (delivery)",
+    "/v1/hooks/{hook} (delivery)", "/v1/triggers", "/v1/triggers/{name}",
 };
 
 struct hist {

@@ -41,6 +41,8 @@ enum rf_route {
     RF_ROUTE_HOOKS,          /* GET /v1/hooks */
     RF_ROUTE_HOOK,           /* PUT, GET, DELETE /v1/hooks/{hook} */
     RF_ROUTE_HOOK_DELIVERY,  /* POST /v1/hooks/{hook} */
+    RF_ROUTE_TRIGGERS,       /* GET /v1/triggers */
+    RF_ROUTE_TRIGGER,        /* PUT, GET, DELETE /v1/triggers/{name} */
     RF_ROUTE_COUNT
 };
 

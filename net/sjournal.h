@@ -93,6 +93,10 @@ int rf_sjournal_def(struct rf_sjournal *sj, uint8_t kind, const char *name, cons
 typedef void (*rf_sjournal_def_fn)(void *ud, uint8_t kind, const char *name, const char *doc,
                                    size_t doc_len, int64_t created_us);
 void rf_sjournal_defs(struct rf_sjournal *sj, rf_sjournal_def_fn fn, void *ud);
+/* Then the newest slot of every cron trigger, read from the idempotency keys of the
+ * executions it started (net/triggers.h), to fn. Before rf_sjournal_apply. */
+typedef void (*rf_sjournal_slot_fn)(void *ud, const char *name, int64_t slot);
+void rf_sjournal_cron_slots(struct rf_sjournal *sj, rf_sjournal_slot_fn fn, void *ud);
 
 /* Journal a registered graph version on the calling shard; `done` is told when durable
  * (res 0) or not (res < 0), on this shard. */

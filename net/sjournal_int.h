@@ -10,6 +10,7 @@
 
 #include "net/sjournal.h"
 #include "net/store_int.h"
+#include "net/triggers.h"
 #include "storage/xrec.h"
 
 #define SHARD_DIRS_MAX   1024u
@@ -85,6 +86,8 @@ struct recovery {
     uint32_t ngraphs, gcap;
     struct rdef *defs;
     uint32_t ndefs, dcap;
+    struct rslot { char name[RF_TRIGGER_NAME_MAX + 1]; int64_t slot; } *slots;
+    uint32_t nslots; /* at most RF_TRIGGERS_MAX */
     struct rexec **table;   /* unfinished, by id */
     uint32_t nbuckets;
     struct rexec *first, *last; /* unfinished in creation order (for resuming) */

@@ -162,6 +162,36 @@ void rf_sjournal_defs(struct rf_sjournal *sj, rf_sjournal_def_fn fn, void *ud)
     }
 }
 
+/* A cron trigger's slot seen in an idempotency key: keep each trigger's newest. */
+static void note_slot(struct recovery *rc, struct rf_xslice idem)
+{
+    char name[RF_TRIGGER_NAME_MAX + 1];
+    int64_t slot;
+
+    if (!rf_trigger_key_parse(idem.p, idem.n, name, &slot))
+        return;
+    for (uint32_t i = 0; i < rc->nslots; i++)
+        if (strcmp(rc->slots[i].name, name) == 0) {
+            if (slot > rc->slots[i].slot)
+                rc->slots[i].slot = slot;
+            return;
+        }
+    if (!rc->slots && !(rc->slots = rf_calloc(RF_TRIGGERS_MAX, sizeof(*rc->slots))))
+        return;
+    if (rc->nslots == RF_TRIGGERS_MAX)
+        return;
+    snprintf(rc->slots[rc->nslots].name, sizeof(rc->slots[0].name), "%s", name);
+    rc->slots[rc->nslots++].slot = slot;
+}
+
+void rf_sjournal_cron_slots(struct rf_sjournal *sj, rf_sjournal_slot_fn fn, void *ud)
+{
+    struct recovery *rc = sj->rec;
+
+    for (uint32_t i = 0; rc && i < rc->nslots; i++)
+        fn(ud, rc->slots[i].name, rc->slots[i].slot);
+}
+
 static int on_accept(struct recovery *rc, const struct rf_jrec *rec)
 {
     struct rf_xaccept a;
@@ -169,6 +199,8 @@ static int on_accept(struct recovery *rc, const struct rf_jrec *rec)
 
     if (rf_xaccept_read(rec, &a) < 0)
         return -EBADMSG;
+    if (a.idem.n)
+        note_slot(rc, a.idem);
     memcpy(id, a.id.p, a.id.n);
     id[a.id.n] = '\0';
     struct rexec **pp = rexec_slot(rc, id);
@@ -265,6 +297,8 @@ static int on_summary(struct recovery *rc, const struct rf_jrec *rec)
 
     if (rf_xsummary_read(rec, &s) < 0)
         return -EBADMSG;
+    if (s.a.idem.n)
+        note_slot(rc, s.a.idem);
     memcpy(id, s.a.id.p, s.a.id.n);
     id[s.a.id.n] = '\0';
     struct rexec **pp = rexec_slot(rc, id);
@@ -400,6 +434,7 @@ void rf__sj_recovery_free(struct recovery *rc)
         rf_free(rc->defs[i].doc);
     }
     rf_free(rc->defs);
+    rf_free(rc->slots);
     for (struct rexec *e = rc->first, *next; e; e = next) {
         next = e->onext;
         rexec_free(e);

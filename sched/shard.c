@@ -339,16 +339,20 @@ void rf__shard_post(struct rf_shard *sh, struct rf_post *p)
 
 /* --- services ---------------------------------------------------------------------------- */
 
+/* A service may leave any hook NULL: it has nothing to do there. */
+
 static void svcs_flush(struct rf_shard *sh)
 {
     for (uint32_t i = 0; i < sh->svc_started; i++)
-        sh->eng->svcs[i]->flush(sh->eng->svcs[i]->ud, sh);
+        if (sh->eng->svcs[i]->flush)
+            sh->eng->svcs[i]->flush(sh->eng->svcs[i]->ud, sh);
 }
 
 static void svcs_quit(struct rf_shard *sh)
 {
     for (uint32_t i = 0; i < sh->svc_started; i++)
-        sh->eng->svcs[i]->quit(sh->eng->svcs[i]->ud, sh);
+        if (sh->eng->svcs[i]->quit)
+            sh->eng->svcs[i]->quit(sh->eng->svcs[i]->ud, sh);
 }
 
 static bool svcs_busy(struct rf_shard *sh)
@@ -356,14 +360,15 @@ static bool svcs_busy(struct rf_shard *sh)
     bool busy = false;
 
     for (uint32_t i = 0; i < sh->svc_started; i++)
-        busy |= sh->eng->svcs[i]->busy(sh->eng->svcs[i]->ud, sh);
+        if (sh->eng->svcs[i]->busy)
+            busy |= sh->eng->svcs[i]->busy(sh->eng->svcs[i]->ud, sh);
     return busy;
 }
 
 static int svcs_start(struct rf_shard *sh)
 {
     for (uint32_t i = 0; i < sh->eng->nsvcs; i++) {
-        int rc = sh->eng->svcs[i]->start(sh->eng->svcs[i]->ud, sh);
+        int rc = sh->eng->svcs[i]->start ? sh->eng->svcs[i]->start(sh->eng->svcs[i]->ud, sh) : 0;
         if (rc < 0)
             return rc;
         sh->svc_started = i + 1;
@@ -375,7 +380,8 @@ static void svcs_stop(struct rf_shard *sh)
 {
     while (sh->svc_started) {
         const struct rf_shard_service *svc = sh->eng->svcs[--sh->svc_started];
-        svc->stop(svc->ud, sh);
+        if (svc->stop)
+            svc->stop(svc->ud, sh);
     }
 }
 

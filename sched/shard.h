@@ -63,7 +63,7 @@ struct rf_post {
 
 /* A service living on every shard's ring beside the executions (the HTTP server, the
  * journal): added with rf__engine_set_service() before rf_engine_start(). Every hook runs
- * on the shard's thread. */
+ * on the shard's thread; any may be NULL. */
 struct rf_shard_service {
     void *ud;
     int (*start)(void *ud, struct rf_shard *sh);  /* before the loop; < 0 fails the start */

@@ -39,6 +39,7 @@
 #include "net/server.h"
 #include "net/sjournal.h"
 #include "net/store.h"
+#include "net/triggers.h"
 
 #define GRAPH_FILES_MAX   1024
 #define GRAPH_FILE_BYTES  (1u << 20)
@@ -55,6 +56,7 @@ struct daemon {
     struct rf_server *srv;
     struct rf_sjournal *sj;
     struct rf_rbridge *rb;
+    struct rf_triggers *triggers;
     struct rf_journal_faults faults;
     int lock_fd;
 };
@@ -396,6 +398,9 @@ static int start(struct daemon *d)
     }
     if ((rc = journal_open(d)) < 0 || (rc = redis_open(d)) < 0)
         return rc;
+    if ((rc = rf_triggers_new(d->eng, d->st, d->cfg.cron_clock_file, &d->triggers)) < 0)
+        return rc;
+    rf_api_set_triggers(d->api, d->triggers);
     if ((rc = rf_engine_start(d->eng)) < 0) {
         rf_log_error("\"msg\":\"cannot start the shards\",\"err\":\"%s\"", rf_strerror(rc));
         return rc;
@@ -405,6 +410,11 @@ static int start(struct daemon *d)
         return rc;
     }
     return 0;
+}
+
+static void cron_slot(void *ud, const char *name, int64_t slot)
+{
+    rf_triggers_slot(ud, name, slot);
 }
 
 /* After the graph files: executions of their versions can come back. */
@@ -425,6 +435,8 @@ static void teardown(struct daemon *d)
     d->sj = NULL;
     rf_rbridge_free(d->rb);
     d->rb = NULL;
+    rf_triggers_free(d->triggers);
+    d->triggers = NULL;
     rf_server_free(d->srv);
     rf_store_free(d->st);
     rf_api_free(d->api);
@@ -512,11 +524,13 @@ int main(int argc, char **argv)
     }
     if (d.cfg.graphs_dir[0] && register_dir(&d) < 0)
         rf_log_warn("\"msg\":\"some graph files were not registered (see above)\"");
-    rf_sjournal_defs(d.sj, rf_api_load_def, d.api); /* webhooks, before executions resume */
+    rf_sjournal_defs(d.sj, rf_api_load_def, d.api); /* hooks and triggers, before executions */
+    rf_sjournal_cron_slots(d.sj, cron_slot, d.triggers);
     if (recover_executions(&d) < 0) {
         teardown(&d);
         return 1;
     }
+    rf_triggers_start(d.triggers);
     rf_api_set_ready(d.api);
     json_t *cj = rf_dcfg_json(&d.cfg);
     char *cs = cj ? json_dumps(cj, JSON_COMPACT) : NULL;

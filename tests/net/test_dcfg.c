@@ -44,6 +44,7 @@ static const char *const all_flags[] = {
     "journal-segment-size",
     "repair-journal",
     "journal-faults",
+    "cron-clock-file",
     "listen",
     "shards",
     "data-dir",

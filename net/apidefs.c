@@ -1,5 +1,6 @@
 /*
- * net/apihooks.c: /v1/hooks (spec/api.md, "Webhooks"; net/hooks.h has the model).
+ * net/apidefs.c: the definitions of triggers: /v1/hooks (spec/api.md, "Webhooks";
+ * net/hooks.h has the model) and /v1/triggers (cron; net/triggers.h).
  *
  *   GET    /v1/hooks          {hooks: [names]}
  *   PUT    /v1/hooks/{hook}   define (201) or redefine (200); answered once journaled
@@ -7,6 +8,11 @@
  *   DELETE /v1/hooks/{hook}   204 once the deletion is journaled
  *   POST   /v1/hooks/{hook}   a delivery: 401 unless signed, then 202 like a submission
  *                             (200 for a repeated X-Ringflow-Delivery)
+ *
+ *   GET    /v1/triggers           {triggers: [names]}
+ *   PUT    /v1/triggers/{name}    define (201) or redefine (200); answered once journaled
+ *   GET    /v1/triggers/{name}    the definition, last_fired_slot and next_fire_at
+ *   DELETE /v1/triggers/{name}    204 once the deletion is journaled
  *
  * A definition goes to the journal of the shard that received it (a DEF record with the
  * graph versions, never deleted by retention) and is installed only once the record is
@@ -21,6 +27,7 @@
 #include "net/api_int.h"
 #include "net/metrics.h"
 #include "net/sjournal.h"
+#include "net/triggers.h"
 #include "net/url.h"
 #include "storage/xrec.h"
 
@@ -32,7 +39,9 @@ struct pdef {
     struct rf_jwait w;
     struct rf_rctx x;
     struct rf_api *api;
-    struct rf_hook *h; /* PUT: installed once durable; NULL for DELETE */
+    uint8_t kind;              /* RF_XDEF_HOOK or RF_XDEF_TRIGGER */
+    struct rf_hook *h;         /* a hook's PUT: installed once durable */
+    struct rf_ctrigger *t;     /* a trigger's PUT: installed once durable */
     char name[RF_HOOK_NAME_BYTES_MAX + 1];
     int status; /* PUT: 201 or 200 */
     bool gone;
@@ -43,37 +52,61 @@ static void pdef_closed(void *ud)
     ((struct pdef *)ud)->gone = true;
 }
 
+/* Install what a PUT built (taking its reference): its view, or NULL when full. */
+static json_t *install(struct pdef *p)
+{
+    json_t *view;
+    int rc;
+
+    if (p->kind == RF_XDEF_HOOK) {
+        view = rf_hook_view(p->h);
+        rc = rf_hooks_put(p->api->hooks, p->h);
+        p->h = NULL;
+    } else {
+        view = rf_trigger_view(p->api->triggers, p->t);
+        rc = rf_triggers_put(p->api->triggers, p->t);
+        p->t = NULL;
+    }
+    if (rc < 0) {
+        json_decref(view);
+        return NULL;
+    }
+    return view;
+}
+
 static void pdef_done(struct rf_jwait *w, int res)
 {
     struct pdef *p = rf_container_of(w, struct pdef, w);
 
-    if (res == 0 && p->h) {
-        json_t *view = rf_hook_view(p->h);
-        int rc = rf_hooks_put(p->api->hooks, p->h); /* takes the reference */
-        p->h = NULL;
-        if (!p->gone) {
-            if (rc < 0)
-                rf_resp_error(&p->x, 507, "limit", NULL, NULL, "at most %u hooks",
-                              RF_HOOKS_MAX);
-            else
-                rf_resp_json(&p->x, p->status, NULL, view);
-        } else {
+    if (res == 0 && (p->h || p->t)) {
+        json_t *view = install(p);
+        if (p->gone)
             json_decref(view);
-        }
+        else if (!view)
+            rf_resp_error(&p->x, 507, "limit", NULL, NULL, "at most %u %s", 
+                          p->kind == RF_XDEF_HOOK ? RF_HOOKS_MAX : RF_TRIGGERS_MAX,
+                          p->kind == RF_XDEF_HOOK ? "hooks" : "triggers");
+        else
+            rf_resp_json(&p->x, p->status, NULL, view);
     } else if (res == 0) {
-        rf_hooks_del(p->api->hooks, p->name);
+        if (p->kind == RF_XDEF_HOOK)
+            rf_hooks_del(p->api->hooks, p->name);
+        else
+            rf_triggers_del(p->api->triggers, p->name);
         if (!p->gone)
             rf_resp(&p->x, 204, NULL, NULL, NULL, 0);
     } else if (!p->gone) {
         rf__api_journal_refused(&p->x, res);
     }
     rf_hook_release(p->h);
+    rf_trigger_release(p->t);
     rf_free(p);
 }
 
-/* Journal a definition (h, or NULL to delete `name`) and answer once it is durable. */
-static void def_journal(struct rf_api *api, struct rf_hreq *r, const char *name,
-                        struct rf_hook *h, int status)
+/* Journal a definition (h or t, or neither to delete `name`) and answer once it is
+ * durable. Takes the reference to h or t. */
+static void def_journal(struct rf_api *api, struct rf_hreq *r, uint8_t kind, const char *name,
+                        struct rf_hook *h, struct rf_ctrigger *t, int status)
 {
     struct pdef *p = rf_calloc(1, sizeof(*p));
     const char *doc = NULL;
@@ -82,11 +115,14 @@ static void def_journal(struct rf_api *api, struct rf_hreq *r, const char *name,
 
     if (!p) {
         rf_hook_release(h);
+        rf_trigger_release(t);
         return rf_resp_error(&r->x, 500, "no_memory", NULL, NULL, "out of memory");
     }
     p->api = api;
     p->x = r->x;
+    p->kind = kind;
     p->h = h;
+    p->t = t;
     p->status = status;
     snprintf(p->name, sizeof(p->name), "%s", name);
     p->w.done = pdef_done;
@@ -96,9 +132,14 @@ static void def_journal(struct rf_api *api, struct rf_hreq *r, const char *name,
     }
     if (h)
         doc = rf_hook_doc(h, &len);
-    rc = rf_sjournal_def(api->sj, RF_XDEF_HOOK, name, doc, len, rf_wall_us(), &p->w);
+    else if (t)
+        doc = rf_trigger_doc(t, &len);
+    int64_t created = kind == RF_XDEF_TRIGGER && t ? rf_triggers_now(api->triggers) * 1000000
+                                                   : rf_wall_us();
+    rc = rf_sjournal_def(api->sj, kind, name, doc, len, created, &p->w);
     if (rc < 0) {
         rf_hook_release(p->h);
+        rf_trigger_release(p->t);
         rf_free(p);
         return rf__api_journal_refused(&r->x, rc);
     }
@@ -134,7 +175,7 @@ static void hook_put(struct rf_api *api, struct rf_hreq *r, const char *name)
     if (rc < 0)
         return;
     old = rf_hooks_get(api->hooks, name);
-    def_journal(api, r, name, h, old ? 200 : 201);
+    def_journal(api, r, RF_XDEF_HOOK, name, h, NULL, old ? 200 : 201);
     rf_hook_release(old);
 }
 
@@ -155,7 +196,7 @@ static void hook_del(struct rf_api *api, struct rf_hreq *r, const char *name)
     if (!h)
         return rf__api_not_found(r, "hook", name);
     rf_hook_release(h);
-    def_journal(api, r, name, NULL, 204);
+    def_journal(api, r, RF_XDEF_HOOK, name, NULL, NULL, 204);
 }
 
 /* --- deliveries ------------------------------------------------------------------------------ */
@@ -291,6 +332,77 @@ static void hook_post(struct rf_api *api, struct rf_hreq *r, const char *name)
     json_decref(tags);
 out:
     rf_hook_release(h);
+}
+
+/* --- cron triggers ------------------------------------------------------------------------ */
+
+static void trigger_put(struct rf_api *api, struct rf_hreq *r, const char *name)
+{
+    struct rf_ctrigger *t = NULL, *old;
+    json_t *body;
+    rf_diag d;
+    int rc;
+
+    if (!rf_trigger_name_ok(name))
+        return rf_resp_error(&r->x, 400, "invalid_name", NULL, NULL,
+                             "a trigger name is 1 to %u of [a-z0-9._-], starting with a letter "
+                             "or digit",
+                             RF_TRIGGER_NAME_MAX);
+    if (!(body = rf__api_json_body(r, false)))
+        return;
+    rf_diag_init(&d);
+    rc = rf_trigger_build(api->triggers, name, body, rf_triggers_now(api->triggers) * 1000000,
+                          &d, &t);
+    if (rc == RF_ENOGRAPH)
+        rf_resp_error(&r->x, 422, "unknown_graph", NULL, rf__api_diag_details(&d), "%s",
+                      d.items[0].message);
+    else if (rc == RF_EINVAL_GRAPH)
+        rf_resp_error(&r->x, 422, "invalid_trigger", NULL, rf__api_diag_details(&d),
+                      "the trigger has %u problem(s)", d.count);
+    else if (rc < 0)
+        rf_resp_error(&r->x, 500, "no_memory", NULL, NULL, "out of memory");
+    rf_diag_free(&d);
+    json_decref(body);
+    if (rc < 0)
+        return;
+    old = rf_triggers_get(api->triggers, name);
+    def_journal(api, r, RF_XDEF_TRIGGER, name, NULL, t, old ? 200 : 201);
+    rf_trigger_release(old);
+}
+
+void rf__api_triggers(struct rf_api *api, struct rf_hreq *r, struct rf_slice *seg, int n)
+{
+    char name[RF_TRIGGER_NAME_MAX + 1];
+    struct rf_ctrigger *t;
+
+    if (!api->triggers)
+        return rf_resp_error(&r->x, 404, "not_found", NULL, NULL, "no cron triggers here");
+    if (n == 2) {
+        r->x.route = RF_ROUTE_TRIGGERS;
+        if (r->h->method != RF_HTTP_GET && r->h->method != RF_HTTP_HEAD)
+            return rf__api_method_not_allowed(r, "GET, HEAD");
+        return rf_resp_json(&r->x, 200, NULL,
+                            json_pack("{s:o}", "triggers", rf_triggers_names(api->triggers)));
+    }
+    if (n != 3 || rf__api_seg_name(seg[2], name, sizeof(name)) < 0)
+        return rf_resp_error(&r->x, 404, "not_found", NULL, NULL, "no such resource");
+    r->x.route = RF_ROUTE_TRIGGER;
+    switch (r->h->method) {
+    case RF_HTTP_PUT: return trigger_put(api, r, name);
+    case RF_HTTP_GET:
+    case RF_HTTP_HEAD:
+        if (!(t = rf_triggers_get(api->triggers, name)))
+            return rf__api_not_found(r, "trigger", name);
+        rf_resp_json(&r->x, 200, NULL, rf_trigger_view(api->triggers, t));
+        rf_trigger_release(t);
+        return;
+    case RF_HTTP_DELETE:
+        if (!(t = rf_triggers_get(api->triggers, name)))
+            return rf__api_not_found(r, "trigger", name);
+        rf_trigger_release(t);
+        return def_journal(api, r, RF_XDEF_TRIGGER, name, NULL, NULL, 204);
+    default: return rf__api_method_not_allowed(r, "GET, HEAD, PUT, DELETE");
+    }
 }
 
 void rf__api_hooks(struct rf_api *api, struct rf_hreq *r, struct rf_slice *seg, int n)
