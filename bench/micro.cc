@@ -415,6 +415,41 @@ BENCHMARK(lineage_large)->Name("lineage/large")->UseRealTime();
 BENCHMARK(tmpl_deep_copy)->Name("tmpl/deep_copy")->UseRealTime();
 BENCHMARK(tmpl_resolve)->Name("tmpl/resolve")->UseRealTime();
 
+/* --- webhook signatures ------------------------------------------------------------------ */
+
+void hooksig(benchmark::State &state, bool peer)
+{
+    rf_bm_hooksig *h = nullptr;
+    uint64_t sum = 0;
+    const uint32_t batch = 16;
+
+    if (rf_bm_hooksig_new(static_cast<uint32_t>(state.range(0)), &h) < 0) {
+        state.SkipWithError("no memory");
+        return;
+    }
+    for (auto _ : state)
+        sum += peer ? rf_bm_hooksig_hmac(h, batch) : rf_bm_hooksig_verify(h, batch);
+    benchmark::DoNotOptimize(sum);
+    uint64_t items = static_cast<uint64_t>(state.iterations()) * batch;
+    set_rate(state, items); /* per_item: ns per delivery */
+    state.SetBytesProcessed(static_cast<int64_t>(items) * state.range(0));
+    rf_bm_hooksig_free(h);
+}
+
+void hooksig_verify(benchmark::State &state)
+{
+    hooksig(state, false);
+}
+
+void hooksig_hmac(benchmark::State &state)
+{
+    hooksig(state, true);
+}
+
+/* The peer first: one bare HMAC with the matching secret, the floor of any verification. */
+BENCHMARK(hooksig_hmac)->Name("hooksig/hmac_one")->Arg(256)->Arg(4096)->Arg(65536);
+BENCHMARK(hooksig_verify)->Name("hooksig/verify_two_secrets")->Arg(256)->Arg(4096)->Arg(65536);
+
 int main(int argc, char **argv)
 {
     benchmark::Initialize(&argc, argv);

@@ -672,3 +672,85 @@ int64_t rf_bm_tmpl_deep_copy(rf_bm_tmpl *t, uint32_t n)
     }
     return members;
 }
+
+/* --- webhook signatures ---------------------------------------------------------------------- */
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "net/hooksig.h"
+
+#define BM_SECRET1 "0123456789abcdef-retired"
+#define BM_SECRET2 "fedcba9876543210-current"
+
+struct rf_bm_hooksig {
+    char *body, *signed_text;
+    size_t body_len, signed_len;
+    char header[256];
+    int64_t t;
+};
+
+int rf_bm_hooksig_new(uint32_t body_bytes, rf_bm_hooksig **out)
+{
+    rf_bm_hooksig *h = calloc(1, sizeof(*h));
+
+    if (!h || !(h->body = malloc(body_bytes + 1)) ||
+        !(h->signed_text = malloc(body_bytes + 32))) {
+        rf_bm_hooksig_free(h);
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < body_bytes; i++)
+        h->body[i] = (char)('a' + i % 26);
+    h->body_len = body_bytes;
+    h->t = 1800000000;
+    if (rf_hooksig_sign(BM_SECRET2, strlen(BM_SECRET2), h->t, h->body, h->body_len, h->header,
+                        sizeof(h->header)) < 0) {
+        rf_bm_hooksig_free(h);
+        return -ENOMEM;
+    }
+    h->signed_len = (size_t)sprintf(h->signed_text, "%lld.", (long long)h->t);
+    memcpy(h->signed_text + h->signed_len, h->body, body_bytes);
+    h->signed_len += body_bytes;
+    *out = h;
+    return 0;
+}
+
+void rf_bm_hooksig_free(rf_bm_hooksig *h)
+{
+    if (!h)
+        return;
+    free(h->body);
+    free(h->signed_text);
+    free(h);
+}
+
+uint64_t rf_bm_hooksig_verify(rf_bm_hooksig *h, uint32_t n)
+{
+    const char *secrets[2] = {BM_SECRET1, BM_SECRET2};
+    size_t lens[2] = {strlen(BM_SECRET1), strlen(BM_SECRET2)};
+    uint64_t ok = 0;
+
+    for (uint32_t i = 0; i < n; i++) {
+        struct rf_hooksig sig;
+        char why[64];
+        if (rf_hooksig_parse(h->header, strlen(h->header), &sig, why, sizeof(why)) == 0 &&
+            rf_hooksig_check(&sig, h->body, h->body_len, secrets, lens, 2, h->t, 300) ==
+                RF_HOOKSIG_OK)
+            ok++;
+    }
+    return ok;
+}
+
+uint64_t rf_bm_hooksig_hmac(rf_bm_hooksig *h, uint32_t n)
+{
+    unsigned char m[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    uint64_t sum = 0;
+
+    for (uint32_t i = 0; i < n; i++) {
+        HMAC(EVP_sha256(), BM_SECRET2, (int)strlen(BM_SECRET2),
+             (const unsigned char *)h->signed_text, h->signed_len, m, &len);
+        sum += m[0] + len;
+    }
+    return sum;
+}

@@ -153,6 +153,20 @@ int64_t rf_bm_tmpl_resolve(rf_bm_tmpl *t, uint32_t n);
  * resolver pays), each freed. Returns the members copied, or -ENOMEM. */
 int64_t rf_bm_tmpl_deep_copy(rf_bm_tmpl *t, uint32_t n);
 
+/* --- webhook signatures (net/hooksig.h) --- */
+
+typedef struct rf_bm_hooksig rf_bm_hooksig;
+
+/* A delivery of `body_bytes` signed with the second of two secrets (a hook mid-rotation:
+ * both are tried). 0 or -ENOMEM; *out owned by the caller, rf_bm_hooksig_free(). */
+int rf_bm_hooksig_new(uint32_t body_bytes, rf_bm_hooksig **out);
+void rf_bm_hooksig_free(rf_bm_hooksig *h);
+/* `n` verifications as a delivery costs: parse the header, check the window, HMAC with
+ * each secret, compare. Returns the deliveries that verified. */
+uint64_t rf_bm_hooksig_verify(rf_bm_hooksig *h, uint32_t n);
+/* The peer: `n` bare HMAC-SHA256 (OpenSSL's one-shot HMAC()) of the same "<t>.<body>". */
+uint64_t rf_bm_hooksig_hmac(rf_bm_hooksig *h, uint32_t n);
+
 #ifdef __cplusplus
 }
 #endif
