@@ -38,7 +38,7 @@ endif
 
 # Libraries the engine links. mimalloc and xxhash are private; jansson and liburing
 # appear in the public header.
-LIB_PKGS := liburing jansson ck mimalloc libxxhash libwslay libcrypto hiredis
+LIB_PKGS := liburing jansson ck mimalloc libxxhash libwslay libcrypto hiredis rdkafka
 LIB_PKGS_PUBLIC := liburing jansson
 PKG_CFLAGS = $(shell $(PKGCONF) --cflags $(LIB_PKGS))
 PKG_LIBS = $(shell $(PKGCONF) --libs $(LIB_PKGS)) -lpthread
@@ -138,7 +138,7 @@ $(PC): Makefile
 	  'Name: ringflow' 'Description: high-throughput graph execution engine on io_uring' \
 	  'Version: 0.1.0' 'Requires: $(LIB_PKGS_PUBLIC)' 'Requires.private: ck libxxhash libcrypto hiredis' \
 	  'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lringflow' \
-	  'Libs.private: -lmimalloc -lwslay -lpthread' > $@
+	  'Libs.private: -lmimalloc -lwslay -lrdkafka -lpthread' > $@
 
 # --- command-line tools ------------------------------------------------------------------
 
@@ -192,15 +192,23 @@ $(BUILD)/fuzz/replay-%: fuzz/%.c fuzz/driver/replay.c $(LIB_A) | $(DEPS_STAMP)
 	$(Q)$(CC) $(CFLAGS_ALL) -DRF_FUZZ_CORPUS='"fuzz/corpus/$*"' $< fuzz/driver/replay.c \
 	  $(LIB_A) -o $@ $(LDFLAGS_ALL) $(PKG_LIBS)
 
+# The mock Kafka cluster the Kafka tests start (tests/tools/kmock.c).
+KMOCK := $(BUILD)/tests/tools/kmock
+$(KMOCK): tests/tools/kmock.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS_ALL) $< -o $@ $(LDFLAGS_ALL) $$(pkg-config --libs rdkafka)
+
 # Unit and integration tests, and the fuzz corpus replays, in the current MODE.
-test-unit: $(TEST_BINS) $(EMBED) $(FUZZ_REPLAYS) tools
+test-unit: $(TEST_BINS) $(EMBED) $(FUZZ_REPLAYS) tools $(KMOCK)
 	$(Q)scripts/run-tests.sh "$(MODE)" $(TEST_BINS) $(EMBED) $(FUZZ_REPLAYS)
 
 test-asan:
 	$(Q)$(MAKE) --no-print-directory MODE=asan test-unit
 
 test-tsan:
-	$(Q)$(MAKE) --no-print-directory MODE=tsan tools $(TSAN_TEST_SRCS:%.c=build/tsan/%)
+	$(Q)$(MAKE) --no-print-directory MODE=tsan tools build/tsan/tests/tools/kmock \
+	  $(TSAN_TEST_SRCS:%.c=build/tsan/%)
 	$(Q)scripts/run-tests.sh tsan $(TSAN_TEST_SRCS:%.c=build/tsan/%)
 
 # Every mode runs even when an earlier one failed; the closing line adds them up.

@@ -242,7 +242,7 @@ int rf_rbridge_new(rf_engine *eng, struct rf_sjournal *sj, const struct rf_rbrid
         return rc;
     }
     if (sj)
-        rf_sjournal_set_publisher(sj, rb_publish, b);
+        (void)rf_sjournal_set_publisher(sj, rb_publish, b); /* Redis is always the first */
     *out = b;
     return 0;
 }

@@ -282,10 +282,13 @@ int rf__sj_append_events(struct sj_shard *ss, struct rf_xrec *x, uint32_t from, 
 
 /* --- the publisher ------------------------------------------------------------------------ */
 
-void rf_sjournal_set_publisher(struct rf_sjournal *sj, rf_sjournal_publish_fn fn, void *ud)
+int rf_sjournal_set_publisher(struct rf_sjournal *sj, rf_sjournal_publish_fn fn, void *ud)
 {
-    sj->publish = fn;
-    sj->publish_ud = ud;
+    if (sj->npub == 2)
+        return -ENOSPC;
+    sj->publish[sj->npub] = fn;
+    sj->publish_ud[sj->npub++] = ud;
+    return 0;
 }
 
 static void pubbatch_done(struct rf_jwait *w, int res)
@@ -293,8 +296,8 @@ static void pubbatch_done(struct rf_jwait *w, int res)
     struct pubbatch *pb = rf_container_of(w, struct pubbatch, w);
 
     for (uint32_t k = 0; k < pb->n; k++) {
-        if (res == 0) /* else the journal failed: nothing is published that could change */
-            pb->sj->publish(pb->sj->publish_ud, pb->items[k].x, pb->items[k].nev, false);
+        for (uint32_t i = 0; res == 0 && i < pb->sj->npub; i++) /* else the journal failed */
+            pb->sj->publish[i](pb->sj->publish_ud[i], pb->items[k].x, pb->items[k].nev, false);
         rf_xrec_release(pb->items[k].x);
     }
     rf_free(pb);
@@ -312,14 +315,15 @@ static void republish_fn(struct rf_post *p, struct rf_shard *sh)
     rf_spin_lock(&x->lock);
     n = x->nev;
     rf_spin_unlock(&x->lock);
-    sj->publish(sj->publish_ud, x, n, true);
+    for (uint32_t i = 0; i < sj->npub; i++)
+        sj->publish[i](sj->publish_ud[i], x, n, true);
     rf_xrec_release(x); /* the post's */
 }
 
 void rf__sj_republish(struct rf_sjournal *sj, struct rf_xrec *x)
 {
     /* acq_rel: as in rf__sjournal_touch; a finished record is never touched again. */
-    if (!sj->publish || atomic_exchange_explicit(&x->jqueued, 1, memory_order_acq_rel))
+    if (!sj->npub || atomic_exchange_explicit(&x->jqueued, 1, memory_order_acq_rel))
         return;
     rf_xrec_retain(x);
     x->jpost.fn = republish_fn;
@@ -332,7 +336,7 @@ static void pub_note(struct sj_shard *ss, struct rf_xrec *x, uint32_t nev)
 {
     struct pubbatch *pb = ss->pb;
 
-    if (!ss->sj->publish)
+    if (!ss->sj->npub)
         return;
     if (!pb || pb->n == pb->cap) {
         uint32_t cap = pb ? pb->cap * 2 : 16;

@@ -80,7 +80,8 @@ bool rf_sjournal_no_space(const struct rf_sjournal *sj);
  * its events may not have gone out before the stop). Set before rf_engine_start. */
 typedef void (*rf_sjournal_publish_fn)(void *ud, struct rf_xrec *x, uint32_t nev,
                                        bool recovered);
-void rf_sjournal_set_publisher(struct rf_sjournal *sj, rf_sjournal_publish_fn fn, void *ud);
+/* Up to two publishers (Redis, Kafka); -ENOSPC past that. */
+int rf_sjournal_set_publisher(struct rf_sjournal *sj, rf_sjournal_publish_fn fn, void *ud);
 
 /* Journal a trigger definition (kind RF_XDEF_*, storage/xrec.h) on the calling shard's
  * graph journal: name and doc borrowed (doc_len 0: the definition was deleted). `done`

@@ -104,8 +104,9 @@ struct rf_sjournal {
     struct rf_store *st;
     rf_engine *eng;
     struct rf_sjournal_config cfg;
-    rf_sjournal_publish_fn publish; /* or NULL */
-    void *publish_ud;
+    rf_sjournal_publish_fn publish[2]; /* Redis, Kafka: the first npub */
+    void *publish_ud[2];
+    uint32_t npub;
     char dir[PATH_MAX - 256]; /* room left for /<shard>/<segment> */
     uint32_t n;
     struct sj_shard **sh;

@@ -118,6 +118,7 @@ struct rf_xrec {
     uint32_t pub_sending;       /* the end of the range in flight, or 0 */
     bool pub_listed;            /* on the home shard's list of records to publish again */
     struct rf_xrec *pub_next;
+    uint32_t kproduced;         /* events produced to Kafka (net/kafka.c) */
 };
 
 struct rf_store_config {

@@ -39,6 +39,7 @@
 #include "net/server.h"
 #include "net/sjournal.h"
 #include "net/store.h"
+#include "net/kafka.h"
 #include "net/triggers.h"
 
 #define GRAPH_FILES_MAX   1024
@@ -57,6 +58,7 @@ struct daemon {
     struct rf_sjournal *sj;
     struct rf_rbridge *rb;
     struct rf_triggers *triggers;
+    struct rf_kafka *kafka;
     struct rf_journal_faults faults;
     int lock_fd;
 };
@@ -250,15 +252,6 @@ static void server_config(const struct rf_dcfg *c, struct rf_server_config *sc)
     sc->ws_msg_bytes_max = c->ws_msg_max;
 }
 
-static int unsupported(const struct rf_dcfg *c)
-{
-    if (c->kafka_brokers[0]) {
-        fprintf(stderr, "ringflowd: --kafka-brokers: the Kafka trigger is not built yet; "
-                        "leave it unset\n");
-        return -ENOTSUP;
-    }
-    return 0;
-}
 
 /* --journal-faults "eio_sync=3,short_write=2": testing only. */
 static int parse_faults(const char *spec, struct rf_journal_faults *f)
@@ -367,6 +360,24 @@ static int redis_open(struct daemon *d)
     return 0;
 }
 
+static int kafka_open(struct daemon *d)
+{
+    struct rf_kafka_config kc = {.produce_timeout_ms = d->cfg.http_timeout_ms};
+
+    if (!d->cfg.kafka_brokers[0])
+        return 0;
+    snprintf(kc.brokers, sizeof(kc.brokers), "%s", d->cfg.kafka_brokers);
+    snprintf(kc.topic, sizeof(kc.topic), "%s", d->cfg.kafka_topic);
+    snprintf(kc.group, sizeof(kc.group), "%s", d->cfg.kafka_group);
+    snprintf(kc.dlq_topic, sizeof(kc.dlq_topic), "%s", d->cfg.kafka_dlq_topic);
+    snprintf(kc.events_topic, sizeof(kc.events_topic), "%s", d->cfg.kafka_events_topic);
+    int rc = rf_kafka_new(d->eng, d->st, d->sj, &kc, &d->kafka);
+    if (rc == 0)
+        rf_log_info("\"msg\":\"kafka\",\"brokers\":\"%s\",\"topic\":\"%s\",\"group\":\"%s\"",
+                    kc.brokers, kc.topic, kc.group);
+    return rc;
+}
+
 static int start(struct daemon *d)
 {
     struct rf_server_config sc;
@@ -398,7 +409,8 @@ static int start(struct daemon *d)
     }
     if ((rc = journal_open(d)) < 0 || (rc = redis_open(d)) < 0)
         return rc;
-    if ((rc = rf_triggers_new(d->eng, d->st, d->cfg.cron_clock_file, &d->triggers)) < 0)
+    if ((rc = rf_triggers_new(d->eng, d->st, d->cfg.cron_clock_file, &d->triggers)) < 0 ||
+        (rc = kafka_open(d)) < 0)
         return rc;
     rf_api_set_triggers(d->api, d->triggers);
     if ((rc = rf_engine_start(d->eng)) < 0) {
@@ -437,6 +449,8 @@ static void teardown(struct daemon *d)
     d->rb = NULL;
     rf_triggers_free(d->triggers);
     d->triggers = NULL;
+    rf_kafka_free(d->kafka);
+    d->kafka = NULL;
     rf_server_free(d->srv);
     rf_store_free(d->st);
     rf_api_free(d->api);
@@ -509,8 +523,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "ringflowd: %s (see ringflowd --help)\n", err);
         return 2;
     }
-    if (unsupported(&d.cfg) < 0)
-        return 2;
     rf__log_text = d.cfg.log_text;
     rf__log_level = (rf_log_level)d.cfg.log_level;
     sigemptyset(&set);
@@ -531,6 +543,8 @@ int main(int argc, char **argv)
         return 1;
     }
     rf_triggers_start(d.triggers);
+    if (d.kafka)
+        rf_kafka_start(d.kafka);
     rf_api_set_ready(d.api);
     json_t *cj = rf_dcfg_json(&d.cfg);
     char *cs = cj ? json_dumps(cj, JSON_COMPACT) : NULL;
