@@ -25,6 +25,7 @@
 #include "engine/alloc.h"
 #include "net/api.h"
 #include "net/api_int.h"
+#include "net/kafka.h"
 #include "net/rbridge.h"
 #include "net/server.h"
 #include "net/sjournal.h"
@@ -262,6 +263,40 @@ static void redis_metrics(const struct rf_rbridge *rb, struct rf_buf *b)
     rf_buf_append(b, t, (size_t)n);
 }
 
+static void kafka_metrics(const struct rf_kafka *k, struct rf_buf *b)
+{
+    struct rf_kafka_stats s;
+    char t[1536];
+
+    rf_kafka_stats(k, &s);
+    int n = snprintf(
+        t, sizeof(t),
+        "# HELP ringflow_kafka_messages_total Trigger-topic messages by outcome.\n"
+        "# TYPE ringflow_kafka_messages_total counter\n"
+        "ringflow_kafka_messages_total{outcome=\"execution\"} %lu\n"
+        "ringflow_kafka_messages_total{outcome=\"duplicate\"} %lu\n"
+        "ringflow_kafka_messages_total{outcome=\"dead_letter\"} %lu\n"
+        "# HELP ringflow_kafka_consumed_total Trigger-topic messages read.\n"
+        "# TYPE ringflow_kafka_consumed_total counter\n"
+        "ringflow_kafka_consumed_total %lu\n"
+        "# HELP ringflow_kafka_commits_total Offset commits sent.\n"
+        "# TYPE ringflow_kafka_commits_total counter\n"
+        "ringflow_kafka_commits_total %lu\n"
+        "# HELP ringflow_kafka_pauses_total Partitions paused for back-pressure.\n"
+        "# TYPE ringflow_kafka_pauses_total counter\n"
+        "ringflow_kafka_pauses_total %lu\n"
+        "# HELP ringflow_kafka_partitions Partitions of the trigger topic assigned here.\n"
+        "# TYPE ringflow_kafka_partitions gauge\n"
+        "ringflow_kafka_partitions %u\n"
+        "# HELP ringflow_kafka_produced_total Messages produced, by what produced them.\n"
+        "# TYPE ringflow_kafka_produced_total counter\n"
+        "ringflow_kafka_produced_total{by=\"events\"} %lu\n"
+        "ringflow_kafka_produced_total{by=\"node\"} %lu\n",
+        s.executions, s.duplicates, s.dead_letters, s.consumed, s.commits, s.pauses,
+        s.partitions, s.events_produced, s.node_produced);
+    rf_buf_append(b, t, (size_t)n);
+}
+
 static void h_metrics(struct rf_api *api, struct rf_hreq *r)
 {
     struct rf_buf b = {0};
@@ -289,6 +324,8 @@ static void h_metrics(struct rf_api *api, struct rf_hreq *r)
     rf_buf_append(&b, extra, (size_t)n);
     if (api->rb)
         redis_metrics(api->rb, &b);
+    if (api->kafka)
+        kafka_metrics(api->kafka, &b);
     rf_resp(&r->x, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, b.p, b.len);
     rf_buf_free(&b);
 }
@@ -1365,6 +1402,11 @@ void rf_api_load_def(void *ud, uint8_t kind, const char *name, const char *doc, 
         rf_hooks_load(api->hooks, name, doc, doc_len, created_us);
     else if (kind == RF_XDEF_TRIGGER && api->triggers)
         rf_triggers_load(api->triggers, name, doc, doc_len, created_us);
+}
+
+void rf_api_set_kafka(struct rf_api *api, struct rf_kafka *k)
+{
+    api->kafka = k;
 }
 
 void rf_api_set_triggers(struct rf_api *api, struct rf_triggers *ts)

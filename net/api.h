@@ -36,6 +36,9 @@ struct rf_rbridge;
 void rf_api_set_redis(struct rf_api *api, struct rf_rbridge *rb);
 /* Recovery: a trigger definition from the journal (rf_sjournal_def_fn's shape; ud is the
  * api). Before rf_api_set_ready. */
+/* The Kafka bridge (borrowed; before the server runs): its counters in /metrics. */
+struct rf_kafka;
+void rf_api_set_kafka(struct rf_api *api, struct rf_kafka *k);
 /* Cron triggers (borrowed; before the server runs). */
 struct rf_triggers;
 void rf_api_set_triggers(struct rf_api *api, struct rf_triggers *ts);

@@ -23,6 +23,7 @@ struct rf_api {
     struct rf_rbridge *rb;     /* Redis, or NULL */
     struct rf_hooks *hooks;    /* webhook definitions */
     struct rf_triggers *triggers; /* cron triggers, or NULL (rf_api_set_triggers) */
+    struct rf_kafka *kafka;       /* the Kafka bridge, or NULL */
     _Atomic uint32_t draining; /* relaxed flag: graceful stop began */
     _Atomic uint32_t ready;    /* relaxed flag: recovery is over, requests are served */
     unsigned char token_key[RF_API_TOKEN_KEY_BYTES];

@@ -48,6 +48,7 @@ struct kpart {
     char topic[RF_KAFKA_NAME_BYTES];
     int32_t partition;
     bool assigned, paused, dirty;
+    bool revoking; /* being handed over: no new work, the rest finishes and is committed */
     uint64_t gen;
     struct kslot ring[RF_KAFKA_RING_MAX];
     uint32_t head, n;
@@ -88,6 +89,11 @@ struct rf_kafka {
     uint32_t nparts;
     uint32_t inflight; /* work not completed (the busy hook waits for it) */
     _Atomic uint32_t nodes; /* `kafka` node produces awaiting their reports (any shard) */
+    /* A revocation waiting for its partitions' work to finish (see rebalance_cb). */
+    rd_kafka_topic_partition_list_t *revoke;
+    uint64_t revoke_since_ms;
+    bool revoke_committing;
+    bool closing; /* rf_kafka_free: hand partitions back at once */
     /* statistics: shard 0 adds relaxed, readers take snapshots */
     _Atomic uint64_t consumed, executions, duplicates, dead_letters, commits, pauses,
         events_produced, node_produced;
@@ -337,7 +343,7 @@ static void on_message(struct rf_kafka *k, rd_kafka_message_t *m)
     }
     count(&k->consumed);
     int part = part_index(k, rd_kafka_topic_name(m->rkt), m->partition, false);
-    if (part < 0 || !k->parts[part]->assigned) {
+    if (part < 0 || !k->parts[part]->assigned || k->parts[part]->revoking) {
         rd_kafka_message_destroy(m); /* revoked meanwhile: its next owner reads it */
         return;
     }
@@ -358,7 +364,7 @@ static void retry_paused(struct rf_kafka *k)
 {
     for (uint32_t i = 0; i < k->nparts; i++) {
         struct kpart *p = k->parts[i];
-        if (!p->assigned || !p->pn)
+        if (!p->assigned || p->revoking || !p->pn)
             continue;
         while (p->pn && process(k, i, p->pend[p->phead])) {
             rd_kafka_message_destroy(p->pend[p->phead]);
@@ -392,6 +398,55 @@ static void commit_dirty(struct rf_kafka *k)
     }
 }
 
+#define REVOKE_WAIT_MS 5000 /* work of revoked partitions not done by then is left */
+
+/* Hand the revoked partitions over: unassign. */
+static void revoke_finish(struct rf_kafka *k, rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        int ix = part_index(k, parts->elems[i].topic, parts->elems[i].partition, false);
+        if (ix < 0)
+            continue;
+        struct kpart *p = k->parts[ix];
+        p->gen++;
+        p->assigned = p->revoking = p->paused = false;
+        p->head = p->n = 0;
+        pend_drop(p);
+    }
+    rd_kafka_assign(k->consumer, NULL);
+    rf_log_info("\"msg\":\"kafka partitions handed over\",\"count\":%d", parts->cnt);
+}
+
+/* A revocation under way: once its partitions' work is done (or waited long enough),
+ * commit their offsets; commit_cb then finishes it. */
+static void revoke_step(struct rf_kafka *k)
+{
+    bool busy = false;
+
+    if (!k->revoke || k->revoke_committing)
+        return;
+    for (uint32_t i = 0; i < k->nparts; i++)
+        busy |= k->parts[i]->revoking && k->parts[i]->n;
+    if (busy && rf_now_ns() / 1000000 - k->revoke_since_ms < REVOKE_WAIT_MS)
+        return;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+    for (uint32_t i = 0; i < k->nparts; i++) {
+        struct kpart *p = k->parts[i];
+        if (p->revoking && p->commit >= 0)
+            rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = p->commit;
+    }
+    if (l->cnt) {
+        k->revoke_committing = true;
+        rd_kafka_commit(k->consumer, l, 1); /* commit_cb finishes the revocation */
+        count(&k->commits);
+    } else {
+        revoke_finish(k, k->revoke);
+        rd_kafka_topic_partition_list_destroy(k->revoke);
+        k->revoke = NULL;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -413,19 +468,28 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
         rd_kafka_assign(rk, parts);
         rf_log_info("\"msg\":\"kafka partitions assigned\",\"count\":%d", parts->cnt);
+    } else if (k->closing) {
+        revoke_finish(k, parts);
     } else {
-        commit_dirty(k); /* what is durable is committed before the partitions go */
+        /* Eager rebalance: nobody gets these partitions before we call rd_kafka_assign,
+         * which librdkafka lets us do later. So the messages already submitted finish and
+         * their offsets are committed first (revoke_step, from the tick), and the next
+         * owner starts after them: it reads none of them again. */
         for (int i = 0; i < parts->cnt; i++) {
             int ix = part_index(k, parts->elems[i].topic, parts->elems[i].partition, false);
             if (ix < 0)
                 continue;
             struct kpart *p = k->parts[ix];
-            p->gen++;
-            p->assigned = false;
-            pend_drop(p);
+            p->revoking = true;
+            pend_drop(p); /* not submitted: the next owner reads them */
         }
-        rd_kafka_assign(rk, NULL);
-        rf_log_info("\"msg\":\"kafka partitions revoked\",\"count\":%d", parts->cnt);
+        if (k->revoke)
+            rd_kafka_topic_partition_list_destroy(k->revoke);
+        k->revoke = rd_kafka_topic_partition_list_copy(parts);
+        k->revoke_since_ms = rf_now_ns() / 1000000;
+        k->revoke_committing = false;
+        rf_log_info("\"msg\":\"kafka partitions revoked; finishing their work\",\"count\":%d",
+                    parts->cnt);
     }
     uint32_t n = 0;
     for (uint32_t i = 0; i < k->nparts; i++)
@@ -436,13 +500,27 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                       rd_kafka_topic_partition_list_t *offsets, void *opaque)
 {
+    struct rf_kafka *k = opaque;
+
     (void)rk;
-    (void)offsets;
-    (void)opaque;
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-        rf_log_warn("\"msg\":\"kafka offset commit failed; the next one covers it\","
-                    "\"err\":\"%s\"",
+        rf_log_warn("\"msg\":\"kafka offset commit failed; sent again\",\"err\":\"%s\"",
                     rd_kafka_err2str(err));
+    /* A partition whose commit failed is committed again at the next tick: a commit lost
+     * to a broker outage would otherwise leave its offset behind until new messages came. */
+    for (int i = 0; offsets && i < offsets->cnt; i++) {
+        if (!err && !offsets->elems[i].err)
+            continue;
+        int ix = part_index(k, offsets->elems[i].topic, offsets->elems[i].partition, false);
+        if (ix >= 0 && k->parts[ix]->assigned && !k->parts[ix]->revoking)
+            k->parts[ix]->dirty = true;
+    }
+    if (k->revoke && k->revoke_committing) { /* the revocation's commit: hand over now */
+        revoke_finish(k, k->revoke);
+        rd_kafka_topic_partition_list_destroy(k->revoke);
+        k->revoke = NULL;
+        k->revoke_committing = false;
+    }
 }
 
 /* --- the producer's delivery reports -------------------------------------------------------- */
@@ -554,6 +632,7 @@ static void on_tick(rf_op *op, int res, uint32_t flags)
     }
     retry_paused(k);
     drain_consumer(k); /* a safety net: the queue's signal is edge-triggered */
+    revoke_step(k);
     rd_kafka_poll(k->producer, 0);
     commit_dirty(k);
     k->tick_armed = true;
@@ -739,6 +818,9 @@ static int make_consumer(struct rf_kafka *k, char *err, size_t n)
         conf_set(c, "enable.auto.offset.store", "false", err, n) < 0 ||
         conf_set(c, "auto.offset.reset", "earliest", err, n) < 0 ||
         conf_set(c, "enable.partition.eof", "false", err, n) < 0 ||
+        /* A crashed instance's partitions move on after 10 s, not the default 45 s. */
+        conf_set(c, "session.timeout.ms", "10000", err, n) < 0 ||
+        conf_set(c, "heartbeat.interval.ms", "2000", err, n) < 0 ||
         conf_set(c, "log_level", "3", err, n) < 0) {
         rd_kafka_conf_destroy(c);
         return -EINVAL;
@@ -839,6 +921,23 @@ void rf_kafka_free(struct rf_kafka *k)
     if (k->pq)
         rd_kafka_queue_destroy(k->pq);
     if (k->consumer) {
+        /* The engine is stopped: everything accepted is durable. Commit it (blocking is
+         * fine here), then leave the group at once. */
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+        for (uint32_t i = 0; i < k->nparts; i++)
+            if (k->parts[i]->assigned && k->parts[i]->commit >= 0)
+                rd_kafka_topic_partition_list_add(l, k->parts[i]->topic,
+                                                  k->parts[i]->partition)
+                    ->offset = k->parts[i]->commit;
+        if (l->cnt)
+            rd_kafka_commit(k->consumer, l, 0);
+        rd_kafka_topic_partition_list_destroy(l);
+        k->closing = true;
+        if (k->revoke) {
+            rd_kafka_assign(k->consumer, NULL);
+            rd_kafka_topic_partition_list_destroy(k->revoke);
+            k->revoke = NULL;
+        }
         rd_kafka_consumer_close(k->consumer);
         rd_kafka_destroy(k->consumer);
     }

@@ -373,6 +373,8 @@ static int kafka_open(struct daemon *d)
     snprintf(kc.events_topic, sizeof(kc.events_topic), "%s", d->cfg.kafka_events_topic);
     int rc = rf_kafka_new(d->eng, d->st, d->sj, &kc, &d->kafka);
     if (rc == 0)
+        rf_api_set_kafka(d->api, d->kafka);
+    if (rc == 0)
         rf_log_info("\"msg\":\"kafka\",\"brokers\":\"%s\",\"topic\":\"%s\",\"group\":\"%s\"",
                     kc.brokers, kc.topic, kc.group);
     return rc;
