@@ -34,6 +34,7 @@
 
 #define TICK_MS        100u
 #define DRAIN_MAX      4096 /* messages per drain; more: the drain signals itself again */
+#define PEND_PAUSE     1024 /* messages waiting in a partition before it is paused */
 #define ERR_HEADER     "x-ringflow-error"
 #define SOURCE_HEADER  "x-ringflow-source"
 
@@ -349,11 +350,15 @@ static void on_message(struct rf_kafka *k, rd_kafka_message_t *m)
     }
     struct kpart *p = k->parts[part];
     if (p->pn || !process(k, (uint32_t)part, m)) {
+        /* Not now (the engine is at its bound, the journal busy): it waits, in order, and
+         * is tried again every loop iteration. Pausing the partition (which drops what
+         * librdkafka fetched ahead) waits until a backlog has built up. */
         if (pend_push(p, m) < 0) {
             rd_kafka_message_destroy(m); /* no memory: redelivered after a rebalance */
             return;
         }
-        set_paused(k, p, true);
+        if (p->pn >= PEND_PAUSE)
+            set_paused(k, p, true);
         return;
     }
     rd_kafka_message_destroy(m);
@@ -362,6 +367,10 @@ static void on_message(struct rf_kafka *k, rd_kafka_message_t *m)
 /* Retry what paused partitions hold; resume those that emptied. */
 static void retry_paused(struct rf_kafka *k)
 {
+    /* Relaxed: a hint; a submission past the bound is refused anyway, and tried again. */
+    if (atomic_load_explicit(&k->sh->inflight, memory_order_relaxed) >=
+        k->eng->cfg.inflight_per_shard_max)
+        return; /* no room yet: do not decode what would be refused */
     for (uint32_t i = 0; i < k->nparts; i++) {
         struct kpart *p = k->parts[i];
         if (!p->assigned || p->revoking || !p->pn)
@@ -671,6 +680,14 @@ static void svc_quit(void *ud, struct rf_shard *sh)
         rf_log_warn("\"msg\":\"kafka: eventfd write failed at stop\"");
 }
 
+static void svc_flush(void *ud, struct rf_shard *sh)
+{
+    struct rf_kafka *k = ud;
+
+    if (sh->id == 0 && !k->quitting)
+        retry_paused(k); /* the executions that finished this iteration made room */
+}
+
 static bool svc_busy(void *ud, struct rf_shard *sh)
 {
     struct rf_kafka *k = ud;
@@ -888,7 +905,7 @@ int rf_kafka_new(rf_engine *eng, struct rf_store *st, struct rf_sjournal *sj,
     rd_kafka_queue_io_event_enable(k->cq, k->cfd, one, sizeof(one));
     rd_kafka_queue_io_event_enable(k->pq, k->pfd, one, sizeof(one));
     k->svc = (struct rf_shard_service){
-        .ud = k, .start = svc_start, .quit = svc_quit, .busy = svc_busy};
+        .ud = k, .start = svc_start, .flush = svc_flush, .quit = svc_quit, .busy = svc_busy};
     rf_kind kind = {.name = "kafka",
                     .type = RF_KIND_ASYNC,
                     .ud = k,
