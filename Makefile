@@ -99,7 +99,7 @@ EMBED := $(BUILD)/examples/embed
 
 DEPS_STAMP := build/.deps
 
-.PHONY: bench-storage all lib test test-unit test-asan test-tsan test-embed run bench bench-build bench-compare crash-test \
+.PHONY: bench-triggers bench-storage all lib test test-unit test-asan test-tsan test-embed run bench bench-build bench-compare crash-test \
         install format clean deps check-format fuzz fuzz-build tools
 .DELETE_ON_ERROR:
 
@@ -277,6 +277,10 @@ bench: bench-build
 bench-compare: bench-build tools
 	$(Q)scripts/deps.sh --bench
 	bench/compare.sh
+
+# Kafka-triggered against HTTP-triggered executions/s (bench/triggers.sh).
+bench-triggers: bench-build tools $(KMOCK)
+	bench/triggers.sh
 
 # Durability sync vs none, recovery of 1,000,000 executions, the Redis cache-hit path vs
 # redis-benchmark (bench/storage.sh; README "Benchmarks").
