@@ -76,7 +76,9 @@ median() {
         if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-seq 0 $((N - 1)) | awk '{ printf "{\"graph\":\"chain3\",\"inputs\":{\"n\":%d}}\n", $1 }' >"$TMP/msgs"
+# Keyed (key TAB value) so the partitioner spreads them evenly: the mock cluster keeps at
+# most 5 MB per partition and drops the oldest beyond that.
+seq 0 $((N - 1)) | awk '{ printf "k%d\t{\"graph\":\"chain3\",\"inputs\":{\"n\":%d}}\n", $1, $1 }' >"$TMP/msgs"
 K="" H=""
 for ((r = 0; r < REPEAT; r++)); do
     mkfifo "$TMP/ctl$r"
@@ -85,7 +87,7 @@ for ((r = 0; r < REPEAT; r++)); do
     exec 7>"$TMP/ctl$r"
     for ((i = 0; i < 50; i++)); do [[ -s $TMP/boot$r ]] && break; sleep 0.1; done
     B=$(head -1 "$TMP/boot$r")
-    timeout 300 kcat -P -q -b "$B" -t ringflow.executions -l "$TMP/msgs" || die "kcat failed"
+    timeout 300 kcat -P -q -b "$B" -t ringflow.executions -K $'\t' -l "$TMP/msgs" || die "kcat failed"
     port=$(free_port)
     # shellcheck disable=SC2086
     "$BUILD/ringflowd" --listen "127.0.0.1:$port" --shards "$SHARDS" --log-level warn \
@@ -102,7 +104,12 @@ for ((r = 0; r < REPEAT; r++)); do
         [[ $c -ge $N ]] && break
         sleep 0.05
     done
-    [[ $c -ge $N ]] || die "only $c of $N messages became executions"
+    if [[ $c -lt $N ]]; then
+        curl -s --max-time 2 "http://127.0.0.1:$port/metrics" | grep kafka >&2 || true
+        tail -20 "$TMP/log$r" >&2
+        [[ -z ${RF_BENCH_KEEP_LOG:-} ]] || cp "$TMP/log$r" "$RF_BENCH_KEEP_LOG"
+        die "only $c of $N messages became executions"
+    fi
     k=$(awk -v n=$((N - c0)) -v a="$t0" -v b="$now" 'BEGIN { printf "%.0f", n / (b - a) }')
     out=$(timeout $((DURATION + 60)) "$BUILD/ringflow-load" --json -D "$DURATION" --warmup 1 \
         -c "$CONNS" -b '{"inputs":{"n":{{seq}}}}' \

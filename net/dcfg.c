@@ -239,6 +239,12 @@ static const struct opt opts[] = {
     {.name = "kafka-events-topic", .metavar = "TOPIC", .type = T_STR,
      FIELD(kafka_events_topic), .min = 0, .max = 249, .optional = true, .def_show = "unset",
      .help = "produce every event here (key = execution id); unset: no events to Kafka"},
+    {.name = "kafka-partition-inflight", .metavar = "N", .type = T_UINT,
+     FIELD(kafka_partition_inflight), .min = 1, .max = 4096, .def = "4096",
+     .help = "trigger-topic messages in flight per partition (read, not yet durable)"},
+    {.name = "kafka-debug", .metavar = "CONTEXTS", .type = T_STR, FIELD(kafka_debug),
+     .min = 0, .max = 127, .optional = true, .def_show = "unset",
+     .help = "librdkafka's debug contexts (e.g. fetch,cgrp) logged on stderr; for diagnosis"},
 
     {.section = "Logging", .name = "log-level", .metavar = "LEVEL", .type = T_ENUM,
      FIELD(log_level), .ev = ev_log_level, .def = "info",

@@ -49,6 +49,8 @@ struct rf_dcfg {
     uint64_t redis_events_ttl_s;
     char kafka_brokers[RF_DCFG_URL_BYTES]; /* "" = unset; else host:port[,host:port...] */
     char kafka_topic[250], kafka_group[250], kafka_dlq_topic[250], kafka_events_topic[250];
+    char kafka_debug[128]; /* librdkafka's debug contexts, "" = none */
+    uint32_t kafka_partition_inflight;
     int log_level;                         /* rf_log_level: RF_LOG_DEBUG..RF_LOG_ERROR */
     bool log_text;                         /* --log-format text; false = json */
     uint32_t request_line_max, header_bytes_max, headers_max; /* bytes, bytes, fields */

@@ -34,42 +34,86 @@
 
 #define TICK_MS        100u
 #define DRAIN_MAX      4096 /* messages per drain; more: the drain signals itself again */
-#define PEND_PAUSE     1024 /* messages waiting in a partition before it is paused */
+#define DRAIN_BATCH    64   /* messages taken from a partition's queue at once */
+#define PAUSE_AFTER_MS 2000 /* a partition with a full ring this long is paused */
 #define ERR_HEADER     "x-ringflow-error"
 #define SOURCE_HEADER  "x-ringflow-source"
 
-enum kwork_kind { KW_EXEC = 1, KW_DLQ, KW_NODE, KW_EVENT };
+enum kwork_kind { KW_EXEC = 1, KW_DLQ, KW_NODE };
+
+/* What became of a message on its partition's shard (struct kmw.res). */
+enum kres {
+    KR_NONE = 0,
+    KR_NEW,   /* a new execution, durable */
+    KR_DUP,   /* its idempotency key found an execution: nothing new */
+    KR_DLQ,   /* it cannot become one: dead-letter it, with why */
+    KR_LATER, /* not now (the shard at its bound, the journal busy or failed): try again */
+};
 
 struct kslot {
     int64_t offset;
     bool done;
 };
 
+struct kmw;
+
 struct kpart {
     char topic[RF_KAFKA_NAME_BYTES];
     int32_t partition;
+    uint32_t shard; /* where its messages become executions: partition % shards */
     bool assigned, paused, dirty;
     bool revoking; /* being handed over: no new work, the rest finishes and is committed */
     uint64_t gen;
     struct kslot ring[RF_KAFKA_RING_MAX];
     uint32_t head, n;
     int64_t commit; /* the next offset to commit; -1 before the first message */
-    rd_kafka_message_t **pend; /* waiting while paused, in offset order */
-    uint32_t phead, pn, pcap;
+    uint32_t out;   /* this generation's messages at their shard or the producer */
+    rd_kafka_queue_t *q;    /* its own queue (not forwarded to the consumer's) */
+    bool more;              /* q may hold messages not taken yet (the ring was full) */
+    uint64_t full_since_ms; /* when the ring filled up (0: it is not full) */
+    rd_kafka_message_t *held[DRAIN_BATCH]; /* taken from q, not placed (no memory) */
+    uint32_t nheld;
+    struct kmw *rhead, *rtail; /* back from their shard with KR_LATER (or a lost dead
+                                  letter): tried again, in the order they came back */
+    uint32_t rn;
 };
 
-/* A message's (or a produce's) work, from its start to its completion. */
+/* The `kafka` node's produce (and the base of a message's work): completed through post. */
 struct kwork {
     struct rf_kafka *k;
     uint8_t kind;
-    uint32_t part; /* index into k->parts */
-    uint64_t gen;
-    uint32_t slot;
-    struct rf_post post;  /* KW_NODE: the completion, to the task's shard */
-    rf_task *task;        /* KW_NODE */
+    struct rf_post post; /* KW_NODE: to the task's shard; KW_EXEC: between shards */
+    rf_task *task;       /* KW_NODE */
     rd_kafka_resp_err_t err;
     int32_t out_partition;
     int64_t out_offset;
+};
+
+/* A message's work, from its slot to its completion. Made and freed on shard 0; in between
+ * it visits its partition's shard (rf__shard_post there and back), which decodes it and
+ * submits the execution: so the engine's work of a Kafka-triggered execution spreads over
+ * the shards the way HTTP connections do, and shard 0 keeps only the bookkeeping. */
+struct kmw {
+    struct kwork kw;       /* kind KW_EXEC; KW_DLQ while its dead letter is produced */
+    rd_kafka_message_t *m; /* owned */
+    uint32_t part, slot, shard;
+    uint64_t gen;
+    uint8_t res; /* enum kres */
+    struct kmw *rnext;
+    char why[RF_KMSG_WHY_BYTES];
+};
+
+/* Per shard, its side of the messages it submits. */
+struct kshard {
+    /* Messages posted to this shard and not yet posted back: its loop runs on after quit
+     * while not zero, so none is stranded in its post list. Shard 0 adds, this shard
+     * takes away; see dispatch() and svc_busy() for the ordering. */
+    _Atomic uint32_t remote RF_ALIGNED_CL;
+    /* Owned by this shard: messages the engine could not take yet (the shard at its
+     * bound, the journal busy), submitted again from its flush hook, in order. */
+    struct kmw *head, *tail;
+    uint32_t n;
+    bool quitting; /* quit ran here: nothing waits any more, it goes back to shard 0 */
 };
 
 struct rf_kafka {
@@ -88,18 +132,25 @@ struct rf_kafka {
     _Atomic bool start_wanted; /* relaxed flag: recovery is over, subscribe */
     struct kpart *parts[RF_KAFKA_PARTITIONS_MAX];
     uint32_t nparts;
-    uint32_t inflight; /* work not completed (the busy hook waits for it) */
+    uint32_t inflight; /* messages at a shard or the producer (the busy hook waits for them) */
+    uint64_t parked;   /* messages parked so far (retry_waiting sees one come straight back) */
+    struct kshard *shards; /* [nshards] */
+    uint32_t nshards;
     _Atomic uint32_t nodes; /* `kafka` node produces awaiting their reports (any shard) */
     /* A revocation waiting for its partitions' work to finish (see rebalance_cb). */
     rd_kafka_topic_partition_list_t *revoke;
     uint64_t revoke_since_ms;
     bool revoke_committing;
     bool closing; /* rf_kafka_free: hand partitions back at once */
-    /* statistics: shard 0 adds relaxed, readers take snapshots */
+    /* statistics: added relaxed from any shard, readers take snapshots */
     _Atomic uint64_t consumed, executions, duplicates, dead_letters, commits, pauses,
         events_produced, node_produced;
     _Atomic uint32_t assigned;
 };
+
+/* What librdkafka writes to our eventfds: an eventfd takes 8-byte writes only (a shorter
+ * one fails with EINVAL, and the wakeup is lost). */
+static const uint64_t eventfd_one = 1;
 
 static void count(_Atomic uint64_t *c)
 {
@@ -120,34 +171,64 @@ static int part_index(struct rf_kafka *k, const char *topic, int32_t partition, 
         return -1;
     snprintf(p->topic, sizeof(p->topic), "%s", topic);
     p->partition = partition;
+    p->shard = (uint32_t)partition % k->nshards;
     p->commit = -1;
     k->parts[k->nparts] = p;
     return (int)k->nparts++;
 }
 
-static void pend_drop(struct kpart *p)
+static void msg_free(struct kmw *w)
 {
-    for (uint32_t i = 0; i < p->pn; i++)
-        rd_kafka_message_destroy(p->pend[(p->phead + i) % p->pcap]);
-    p->phead = p->pn = 0;
+    rd_kafka_message_destroy(w->m);
+    rf_free(w);
 }
 
-static int pend_push(struct kpart *p, rd_kafka_message_t *m)
+/* Drop what the partition holds that is not out at a shard: its next owner reads it. */
+static void part_drop(struct kpart *p)
 {
-    if (p->pn == p->pcap) {
-        uint32_t cap = p->pcap ? p->pcap * 2 : 64;
-        rd_kafka_message_t **v = rf_malloc(cap * sizeof(*v));
-        if (!v)
-            return -ENOMEM;
-        for (uint32_t i = 0; i < p->pn; i++)
-            v[i] = p->pend[(p->phead + i) % p->pcap];
-        rf_free(p->pend);
-        p->pend = v;
-        p->pcap = cap;
-        p->phead = 0;
+    for (uint32_t i = 0; i < p->nheld; i++)
+        rd_kafka_message_destroy(p->held[i]);
+    p->nheld = 0;
+    while (p->rhead) {
+        struct kmw *w = p->rhead;
+        p->rhead = w->rnext;
+        msg_free(w);
     }
-    p->pend[(p->phead + p->pn++) % p->pcap] = m;
-    return 0;
+    p->rtail = NULL;
+    p->rn = 0;
+}
+
+/* A new generation of the partition (assigned, or handed over): work of the old one that
+ * comes back changes nothing. */
+static void part_reset(struct kpart *p)
+{
+    p->gen++;
+    p->paused = p->more = false;
+    p->full_since_ms = 0;
+    p->head = p->n = p->out = 0;
+    part_drop(p);
+}
+
+static void park(struct rf_kafka *k, struct kpart *p, struct kmw *w)
+{
+    w->rnext = NULL;
+    if (p->rtail)
+        p->rtail->rnext = w;
+    else
+        p->rhead = w;
+    p->rtail = w;
+    p->rn++;
+    k->parked++;
+}
+
+static struct kmw *unpark(struct kpart *p)
+{
+    struct kmw *w = p->rhead;
+
+    if ((p->rhead = w->rnext) == NULL)
+        p->rtail = NULL;
+    p->rn--;
+    return w;
 }
 
 static void set_paused(struct rf_kafka *k, struct kpart *p, bool paused)
@@ -180,208 +261,434 @@ static void slot_done(struct kpart *p, uint32_t slot)
     }
 }
 
-static struct kwork *work_new(struct rf_kafka *k, uint8_t kind, uint32_t part, uint32_t slot)
+/* Whether shard `id` is at its bound of executions: a message sent there now would only
+ * come back KR_LATER. Relaxed: a hint; a submission past the bound is refused anyway. */
+static bool shard_full(struct rf_kafka *k, uint32_t id)
 {
-    struct kwork *w = rf_calloc(1, sizeof(*w));
+    struct rf_shard *sh = rf__engine_shard(k->eng, id);
 
-    if (w) {
-        *w = (struct kwork){.k = k, .kind = kind, .part = part, .slot = slot};
-        w->gen = part < k->nparts ? k->parts[part]->gen : 0;
-        k->inflight++;
-    }
-    return w;
-}
-
-/* A message's work is over (durable, or dead-lettered). */
-static void work_done(struct kwork *w)
-{
-    struct rf_kafka *k = w->k;
-
-    if (w->part < k->nparts && k->parts[w->part]->gen == w->gen &&
-        k->parts[w->part]->assigned)
-        slot_done(k->parts[w->part], w->slot);
-    k->inflight--;
-    rf_free(w);
+    return atomic_load_explicit(&sh->inflight, memory_order_relaxed) >=
+           k->eng->cfg.inflight_per_shard_max;
 }
 
 /* --- dead letters ------------------------------------------------------------------------ */
 
-/* Send m to the dead-letter topic with `why`; its slot is done once acknowledged. 0, or
- * -EAGAIN (the producer's queue is full: try again later). */
-static int dead_letter(struct rf_kafka *k, uint32_t part, uint32_t slot,
-                       const rd_kafka_message_t *m, const char *why)
+/* Send w's message to the dead-letter topic with w->why; dr_cb completes it. 0, or -EAGAIN
+ * (the producer's queue is full: try again later). Shard 0. */
+static int dead_letter(struct rf_kafka *k, struct kmw *w)
 {
+    const rd_kafka_message_t *m = w->m;
     char source[RF_KAFKA_NAME_BYTES + 48];
-    struct kwork *w = work_new(k, KW_DLQ, part, slot);
     rd_kafka_resp_err_t err;
 
-    if (!w)
-        return -EAGAIN;
     snprintf(source, sizeof(source), "%s/%d/%lld", rd_kafka_topic_name(m->rkt),
              (int)m->partition, (long long)m->offset);
+    w->kw.kind = KW_DLQ;
     err = rd_kafka_producev(k->producer, RD_KAFKA_V_TOPIC(k->cfg.dlq_topic),
                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                             RD_KAFKA_V_KEY(m->key, m->key_len),
                             RD_KAFKA_V_VALUE(m->payload, m->len),
-                            RD_KAFKA_V_HEADER(ERR_HEADER, why, (ssize_t)strlen(why)),
+                            RD_KAFKA_V_HEADER(ERR_HEADER, w->why, (ssize_t)strlen(w->why)),
                             RD_KAFKA_V_HEADER(SOURCE_HEADER, source, (ssize_t)strlen(source)),
-                            RD_KAFKA_V_OPAQUE(w), RD_KAFKA_V_END);
-    if (err) {
-        k->inflight--;
-        rf_free(w);
+                            RD_KAFKA_V_OPAQUE(&w->kw), RD_KAFKA_V_END);
+    if (err)
         return -EAGAIN;
-    }
+    k->inflight++;
+    k->parts[w->part]->out++;
     rf_log_info("\"msg\":\"kafka message dead-lettered\",\"source\":\"%s\",\"why\":\"%s\"",
-                source, why);
-    count(&k->dead_letters);
+                source, w->why);
     return 0;
 }
 
 /* --- messages into executions ------------------------------------------------------------ */
 
-static void exec_accepted(void *ud, struct rf_xrec *x, int res)
-{
-    struct kwork *w = ud;
+static void msg_back(struct kmw *w);
 
-    if (res == 0) {
-        count(&w->k->executions);
-        rf_xrec_release(x);
-        work_done(w);
-        return;
-    }
-    /* Not durable: the offset is not committed; the message comes again after a restart
-     * or a rebalance, and its idempotency key makes it once. */
-    rf_log_warn("\"msg\":\"kafka message not accepted\",\"err\":\"%s\"", rf_strerror(res));
-    w->k->inflight--;
-    rf_free(w);
+static void on_back_post(struct rf_post *post, struct rf_shard *sh)
+{
+    (void)sh;
+    msg_back(rf_container_of(post, struct kmw, kw.post));
 }
 
-/* Submit (or dead-letter) one message. 1 done with it (m is the caller's to destroy), 0 not
- * now (keep it: the partition pauses). */
-static int process(struct rf_kafka *k, uint32_t part, const rd_kafka_message_t *m)
+/* On w's shard: its part is done (w->res says how); hand it back to shard 0. */
+static void msg_return(struct kmw *w)
 {
-    struct kpart *p = k->parts[part];
-    char why[RF_KMSG_WHY_BYTES], key[RF_KMSG_KEY_MAX + 1];
+    struct rf_kafka *k = w->kw.k;
+
+    if (w->shard == k->sh->id) {
+        msg_back(w);
+        return;
+    }
+    /* Relaxed: this shard's own count, read by its own busy hook (and by nobody else);
+     * after this, w is shard 0's. */
+    atomic_fetch_sub_explicit(&k->shards[w->shard].remote, 1, memory_order_relaxed);
+    w->kw.post.fn = on_back_post;
+    rf__shard_post(k->sh, &w->kw.post);
+}
+
+/* On w's shard: the engine could not take w yet; it waits there (at the head: it was the
+ * oldest), or goes back to shard 0 once the shard quit. */
+static void msg_wait(struct kmw *w, bool head)
+{
+    struct rf_kafka *k = w->kw.k;
+    struct kshard *q = &k->shards[w->shard];
+
+    if (q->quitting) {
+        w->res = KR_LATER;
+        msg_return(w);
+        return;
+    }
+    w->rnext = NULL;
+    if (!q->head) {
+        q->head = q->tail = w;
+    } else if (head) {
+        w->rnext = q->head;
+        q->head = w;
+    } else {
+        q->tail->rnext = w;
+        q->tail = w;
+    }
+    q->n++;
+}
+
+static void msg_accepted(void *ud, struct rf_xrec *x, int res)
+{
+    struct kmw *w = ud;
+
+    if (res == 0) {
+        rf_xrec_release(x);
+        w->res = KR_NEW;
+    } else {
+        /* Not durable (journal busy, no space, failed): submitted again later; the
+         * idempotency key keeps it once. */
+        rf_log_warn("\"msg\":\"kafka message not accepted; retried\",\"err\":\"%s\"",
+                    rf_strerror(res));
+        msg_wait(w, false);
+        return;
+    }
+    msg_return(w);
+}
+
+/* On w's shard (sh): decode the message and submit its execution there. true: the
+ * engine cannot take it now (the caller makes it wait); false: handled. */
+static bool msg_submit(struct kmw *w, struct rf_shard *sh)
+{
+    struct rf_kafka *k = w->kw.k;
+    const rd_kafka_message_t *m = w->m;
+    char key[RF_KMSG_KEY_MAX + 1];
     struct rf_kmsg msg;
     struct rf_xrec *x;
     bool existing;
     rf_diag d;
     int rc;
 
-    if (p->n == RF_KAFKA_RING_MAX)
+    w->res = KR_DLQ;
+    if (rf_kmsg_decode(m->payload, m->len, &msg, w->why) < 0)
+        goto back;
+    rf_plan *plan = rf_graph_get(k->eng, msg.graph, msg.version);
+    if (!plan) {
+        snprintf(w->why, sizeof(w->why),
+                 msg.version ? "graph %s has no version %u" : "graph %s does not exist",
+                 msg.graph, msg.version);
+        rf_kmsg_clear(&msg);
+        goto back;
+    }
+    if (!msg.idem[0])
+        rf_kmsg_key(rd_kafka_topic_name(m->rkt), m->partition, m->offset, key);
+    rf_diag_init(&d);
+    struct rf_store_submit s = {.plan = plan,
+                                .inputs = msg.inputs,
+                                .idem = msg.idem[0] ? msg.idem : key,
+                                .shard = sh->id,
+                                .diag = &d,
+                                .accepted = msg_accepted,
+                                .accepted_ud = w};
+    msg.inputs = NULL; /* the store's now */
+    rc = rf_store_submit(k->st, &s, &x, &existing);
+    rf_plan_release(plan);
+    if (rc == 1) { /* msg_accepted completes it */
+        rf_diag_free(&d);
+        return false;
+    }
+    if (rc == 0 || rc == 2) {
+        w->res = rc == 2 || existing ? KR_DUP : KR_NEW;
+        if (rc == 0)
+            rf_xrec_release(x);
+    } else if (rc == RF_EINPUTS) {
+        snprintf(w->why, sizeof(w->why), "inputs: %s",
+                 d.count ? d.items[0].message : "do not match the graph");
+    } else {
+        rf_diag_free(&d); /* overloaded, journal busy or failed, key in progress */
+        return true;
+    }
+    rf_diag_free(&d);
+back:
+    msg_return(w);
+    return false;
+}
+
+/* On w's shard: submit it, unless older ones wait there (it waits behind them). */
+static void msg_arrive(struct kmw *w, struct rf_shard *sh)
+{
+    if (w->kw.k->shards[sh->id].head || msg_submit(w, sh))
+        msg_wait(w, false);
+}
+
+static void on_submit_post(struct rf_post *post, struct rf_shard *sh)
+{
+    msg_arrive(rf_container_of(post, struct kmw, kw.post), sh);
+}
+
+/* On shard sh, every loop iteration: submit what waits while the shard has room. */
+static void shard_retry(struct rf_kafka *k, struct rf_shard *sh)
+{
+    struct kshard *q = &k->shards[sh->id];
+
+    while (q->head && !shard_full(k, sh->id)) {
+        struct kmw *w = q->head;
+        if ((q->head = w->rnext) == NULL)
+            q->tail = NULL;
+        q->n--;
+        if (msg_submit(w, sh)) {
+            msg_wait(w, true);
+            break;
+        }
+    }
+}
+
+/* Shard 0: send w to its shard (or submit it here, when that is shard 0). */
+static void dispatch(struct rf_kafka *k, struct kmw *w)
+{
+    k->inflight++;
+    k->parts[w->part]->out++;
+    w->res = KR_NONE;
+    if (w->shard == k->sh->id) {
+        msg_arrive(w, k->sh);
+        return;
+    }
+    /* Dekker with svc_busy on the target: either it sees our count and runs on after
+     * quit until the message came back, or we see quit here and do not send. Relaxed
+     * add, ordered by the seq_cst fence against the quit flag's load. */
+    atomic_fetch_add_explicit(&k->shards[w->shard].remote, 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&k->eng->quit, memory_order_relaxed)) {
+        atomic_fetch_sub_explicit(&k->shards[w->shard].remote, 1, memory_order_relaxed);
+        w->res = KR_LATER; /* the shard may have left its loop: never delivered */
+        k->inflight--;
+        k->parts[w->part]->out--;
+        park(k, k->parts[w->part], w);
+        return;
+    }
+    w->kw.post.fn = on_submit_post;
+    rf__shard_post(rf__engine_shard(k->eng, w->shard), &w->kw.post);
+}
+
+/* Shard 0: w came back from its shard, or its dead letter from the producer. */
+static void msg_back(struct kmw *w)
+{
+    struct rf_kafka *k = w->kw.k;
+    struct kpart *p = w->part < k->nparts ? k->parts[w->part] : NULL;
+
+    k->inflight--;
+    if (w->res == KR_NEW || w->res == KR_DUP) /* made (or found) whatever happens next */
+        count(w->res == KR_NEW ? &k->executions : &k->duplicates);
+    if (!p || p->gen != w->gen || !p->assigned) {
+        msg_free(w); /* revoked meanwhile: its next owner reads it */
+        return;
+    }
+    p->out--;
+    switch (w->res) {
+    case KR_NEW:
+    case KR_DUP:
+        slot_done(p, w->slot);
+        msg_free(w);
+        return;
+    case KR_DLQ:
+        if (!p->revoking && !k->quitting && dead_letter(k, w) == 0)
+            return;
+        break;
+    default: break;
+    }
+    if (p->revoking) {
+        msg_free(w); /* not done: the commit stops before it, its next owner reads it */
+        return;
+    }
+    park(k, p, w);
+}
+
+/* Shard 0: a dead letter's delivery report. */
+static void dlq_done(struct kmw *w, rd_kafka_resp_err_t err)
+{
+    struct rf_kafka *k = w->kw.k;
+    struct kpart *p = w->part < k->nparts ? k->parts[w->part] : NULL;
+
+    k->inflight--;
+    w->kw.kind = KW_EXEC;
+    if (!p || p->gen != w->gen || !p->assigned) {
+        msg_free(w);
+        return;
+    }
+    p->out--;
+    if (err) {
+        /* Not written: the offset must not be committed past it. Sent again later. */
+        rf_log_error("\"msg\":\"kafka dead letter not acknowledged; sent again\","
+                     "\"err\":\"%s\"", rd_kafka_err2str(err));
+        if (p->revoking)
+            msg_free(w);
+        else
+            park(k, p, w);
+        return;
+    }
+    count(&k->dead_letters);
+    slot_done(p, w->slot);
+    msg_free(w);
+}
+
+/* Give m a slot in its partition and send it to its shard. 1 taken (m is the work's now),
+ * 0 not now (the ring is full: the caller keeps m). */
+static int process(struct rf_kafka *k, uint32_t part, rd_kafka_message_t *m)
+{
+    struct kpart *p = k->parts[part];
+    struct kmw *w;
+
+    if (p->n >= k->cfg.partition_inflight || !(w = rf_malloc(sizeof(*w))))
         return 0;
     uint32_t slot = (p->head + p->n) % RF_KAFKA_RING_MAX;
     p->ring[slot] = (struct kslot){m->offset, false};
     p->n++;
     if (p->commit < 0)
         p->commit = m->offset;
-    if (rf_kmsg_decode(m->payload, m->len, &msg, why) < 0)
-        goto dlq;
-    rf_plan *plan = rf_graph_get(k->eng, msg.graph, msg.version);
-    if (!plan) {
-        snprintf(why, sizeof(why), msg.version ? "graph %s has no version %u"
-                                               : "graph %s does not exist",
-                 msg.graph, msg.version);
-        rf_kmsg_clear(&msg);
-        goto dlq;
-    }
-    if (!msg.idem[0])
-        rf_kmsg_key(rd_kafka_topic_name(m->rkt), m->partition, m->offset, key);
-    struct kwork *w = work_new(k, KW_EXEC, part, slot);
-    if (!w) {
-        rf_plan_release(plan);
-        rf_kmsg_clear(&msg);
-        goto later;
-    }
-    rf_diag_init(&d);
-    struct rf_store_submit s = {.plan = plan,
-                                .inputs = msg.inputs,
-                                .idem = msg.idem[0] ? msg.idem : key,
-                                .shard = k->sh->id,
-                                .diag = &d,
-                                .accepted = exec_accepted,
-                                .accepted_ud = w};
-    msg.inputs = NULL; /* the store's now */
-    rc = rf_store_submit(k->st, &s, &x, &existing);
-    rf_plan_release(plan);
-    if (rc == 1) { /* exec_accepted completes it */
-        rf_diag_free(&d);
-        return 1;
-    }
-    if (rc == 0 || rc == 2) {
-        count(rc == 2 || existing ? &k->duplicates : &k->executions);
-        if (rc == 0)
-            rf_xrec_release(x);
-        rf_diag_free(&d);
-        work_done(w);
-        return 1;
-    }
-    k->inflight--;
-    rf_free(w);
-    if (rc == RF_EINPUTS) {
-        snprintf(why, sizeof(why), "inputs: %s",
-                 d.count ? d.items[0].message : "do not match the graph");
-        rf_diag_free(&d);
-        goto dlq;
-    }
-    rf_diag_free(&d);
-    goto later; /* overloaded, journal busy or failed, key in progress: not now */
-dlq:
-    if (dead_letter(k, part, slot, m, why) == 0)
-        return 1;
-later:
-    p->n--; /* the slot was the newest: give it back */
-    return 0;
+    w->kw = (struct kwork){.k = k, .kind = KW_EXEC};
+    w->m = m;
+    w->part = part;
+    w->slot = slot;
+    w->shard = p->shard;
+    w->gen = p->gen;
+    w->why[0] = '\0';
+    dispatch(k, w);
+    return 1;
 }
 
-static void on_message(struct rf_kafka *k, rd_kafka_message_t *m)
+/* One message taken from partition part's queue. 1 placed (or an error event, dropped),
+ * 0 not (no memory: the caller holds it and tries again first). */
+static int take(struct rf_kafka *k, uint32_t part, rd_kafka_message_t *m)
 {
     if (m->err) {
         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
             rf_log_warn("\"msg\":\"kafka consumer\",\"err\":\"%s\"", rd_kafka_message_errstr(m));
         rd_kafka_message_destroy(m);
-        return;
+        return 1;
     }
+    if (!process(k, part, m))
+        return 0;
     count(&k->consumed);
-    int part = part_index(k, rd_kafka_topic_name(m->rkt), m->partition, false);
-    if (part < 0 || !k->parts[part]->assigned || k->parts[part]->revoking) {
-        rd_kafka_message_destroy(m); /* revoked meanwhile: its next owner reads it */
+    return 1;
+}
+
+/* Take what the partition's queue holds while its ring has room. Back-pressure is simply
+ * not taking: the messages stay in librdkafka's queue, whose fetcher stops at
+ * queued.min.messages, and nothing fetched is thrown away (rd_kafka_pause_partitions
+ * would drop the queue; see part_stalled). */
+static void part_drain(struct rf_kafka *k, uint32_t i)
+{
+    struct kpart *p = k->parts[i];
+    rd_kafka_message_t *batch[DRAIN_BATCH];
+    uint32_t taken = 0, h = 0;
+
+    if (!p->q || !p->assigned || p->revoking)
         return;
-    }
-    struct kpart *p = k->parts[part];
-    if (p->pn || !process(k, (uint32_t)part, m)) {
-        /* Not now (the engine is at its bound, the journal busy): it waits, in order, and
-         * is tried again every loop iteration. Pausing the partition (which drops what
-         * librdkafka fetched ahead) waits until a backlog has built up. */
-        if (pend_push(p, m) < 0) {
-            rd_kafka_message_destroy(m); /* no memory: redelivered after a rebalance */
+    while (h < p->nheld && p->n < k->cfg.partition_inflight && take(k, i, p->held[h]))
+        h++;
+    memmove(p->held, p->held + h, (p->nheld - h) * sizeof(p->held[0]));
+    p->nheld -= h;
+    p->more = p->nheld > 0;
+    while (!p->nheld && p->n < k->cfg.partition_inflight) {
+        if (taken >= DRAIN_MAX) {
+            p->more = true; /* enough for one iteration: the rest at the next */
             return;
         }
-        if (p->pn >= PEND_PAUSE)
-            set_paused(k, p, true);
-        return;
+        uint32_t room = k->cfg.partition_inflight - p->n;
+        size_t want = room < DRAIN_BATCH ? room : DRAIN_BATCH;
+        ssize_t n = rd_kafka_consume_batch_queue(p->q, 0, batch, want);
+        for (ssize_t j = 0; j < n; j++) {
+            if (!take(k, i, batch[j])) { /* no memory: hold the rest, in order */
+                p->nheld = (uint32_t)(n - j);
+                memcpy(p->held, batch + j, p->nheld * sizeof(batch[0]));
+                p->more = true;
+                return;
+            }
+        }
+        if (n <= 0 || (size_t)n < want)
+            return; /* empty: its queue signals the eventfd when something comes */
+        taken += (uint32_t)n;
     }
+    p->more = true;
+    if (p->n >= k->cfg.partition_inflight && !p->full_since_ms)
+        p->full_since_ms = rf_now_ns() / 1000000;
+}
+
+/* A message on the consumer's queue: never expected, every assigned partition has its own
+ * queue (rebalance_cb). Dropped, loudly: the partition's next owner reads it again. */
+static void stray_message(rd_kafka_message_t *m)
+{
+    if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        rf_log_warn("\"msg\":\"kafka consumer\",\"err\":\"%s\"", rd_kafka_message_errstr(m));
+    else if (!m->err)
+        rf_log_error("\"msg\":\"kafka message on the consumer queue dropped\","
+                     "\"partition\":%d,\"offset\":%lld",
+                     (int)m->partition, (long long)m->offset);
     rd_kafka_message_destroy(m);
 }
 
-/* Retry what paused partitions hold; resume those that emptied. */
-static void retry_paused(struct rf_kafka *k)
+/* Shard 0: try again what waits here: the messages that came back KR_LATER (sent after
+ * quit) or whose dead letter could not be produced; then take more from the partitions
+ * whose queue was left non-empty; resume partitions that have room again. */
+static void retry_waiting(struct rf_kafka *k)
 {
-    /* Relaxed: a hint; a submission past the bound is refused anyway, and tried again. */
-    if (atomic_load_explicit(&k->sh->inflight, memory_order_relaxed) >=
-        k->eng->cfg.inflight_per_shard_max)
-        return; /* no room yet: do not decode what would be refused */
     for (uint32_t i = 0; i < k->nparts; i++) {
         struct kpart *p = k->parts[i];
-        if (!p->assigned || p->revoking || !p->pn)
+        if (!p->assigned || p->revoking)
             continue;
-        while (p->pn && process(k, i, p->pend[p->phead])) {
-            rd_kafka_message_destroy(p->pend[p->phead]);
-            p->phead = (p->phead + 1) % p->pcap;
-            p->pn--;
+        /* At most one pass over what is parked now; stop once one comes straight back. */
+        for (uint32_t budget = p->rn; budget && p->rn; budget--) {
+            uint64_t parked = k->parked;
+            struct kmw *w = unpark(p);
+            if (w->res == KR_DLQ) {
+                if (dead_letter(k, w) < 0) {
+                    park(k, p, w);
+                    break;
+                }
+                continue;
+            }
+            dispatch(k, w);
+            if (k->parked != parked)
+                break;
         }
-        if (!p->pn)
-            set_paused(k, p, false);
+        if (p->n < k->cfg.partition_inflight) { /* progress: a slot was freed */
+            p->full_since_ms = 0;
+            if (p->paused) {
+                set_paused(k, p, false);
+                p->more = true;
+            }
+        }
+        if (p->more && p->n < k->cfg.partition_inflight)
+            part_drain(k, i);
+    }
+}
+
+/* From the tick: a partition whose ring stayed full for PAUSE_AFTER_MS, none of its
+ * messages done meanwhile (the engine is stalled: the journal out of space, executions
+ * not finishing), is paused, which stops its fetches and lets librdkafka drop what it
+ * prefetched; it resumes as soon as one is done. */
+static void part_stalled(struct rf_kafka *k)
+{
+    uint64_t now = rf_now_ns() / 1000000;
+
+    for (uint32_t i = 0; i < k->nparts; i++) {
+        struct kpart *p = k->parts[i];
+        if (p->assigned && !p->revoking && !p->paused && p->full_since_ms &&
+            now - p->full_since_ms >= PAUSE_AFTER_MS)
+            set_paused(k, p, true);
     }
 }
 
@@ -417,10 +724,8 @@ static void revoke_finish(struct rf_kafka *k, rd_kafka_topic_partition_list_t *p
         if (ix < 0)
             continue;
         struct kpart *p = k->parts[ix];
-        p->gen++;
-        p->assigned = p->revoking = p->paused = false;
-        p->head = p->n = 0;
-        pend_drop(p);
+        part_reset(p);
+        p->assigned = p->revoking = false;
     }
     rd_kafka_assign(k->consumer, NULL);
     rf_log_info("\"msg\":\"kafka partitions handed over\",\"count\":%d", parts->cnt);
@@ -435,7 +740,7 @@ static void revoke_step(struct rf_kafka *k)
     if (!k->revoke || k->revoke_committing)
         return;
     for (uint32_t i = 0; i < k->nparts; i++)
-        busy |= k->parts[i]->revoking && k->parts[i]->n;
+        busy |= k->parts[i]->revoking && k->parts[i]->out;
     if (busy && rf_now_ns() / 1000000 - k->revoke_since_ms < REVOKE_WAIT_MS)
         return;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
@@ -456,6 +761,24 @@ static void revoke_step(struct rf_kafka *k)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* Give the partition its own queue, before it is assigned: librdkafka's fetcher fills it
+ * instead of the consumer's (an application forward, which librdkafka keeps), and it
+ * signals the consumer's eventfd when it turns non-empty. */
+static void part_queue(struct rf_kafka *k, struct kpart *p)
+{
+    if (p->q)
+        rd_kafka_queue_destroy(p->q);
+    p->q = rd_kafka_queue_get_partition(k->consumer, p->topic, p->partition);
+    if (!p->q) {
+        rf_log_error("\"msg\":\"kafka: no queue for a partition; its messages are not "
+                     "consumed here\",\"partition\":%d", (int)p->partition);
+        return;
+    }
+    rd_kafka_queue_forward(p->q, NULL);
+    rd_kafka_queue_io_event_enable(p->q, k->cfd, &eventfd_one, sizeof(eventfd_one));
+    p->more = true;
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -467,13 +790,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             if (ix < 0)
                 continue;
             struct kpart *p = k->parts[ix];
-            p->gen++;
+            part_reset(p);
             p->assigned = true;
-            p->paused = false;
-            p->head = p->n = 0;
             p->commit = -1;
             p->dirty = false;
-            pend_drop(p);
+            part_queue(k, p);
         }
         rd_kafka_assign(rk, parts);
         rf_log_info("\"msg\":\"kafka partitions assigned\",\"count\":%d", parts->cnt);
@@ -490,7 +811,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 continue;
             struct kpart *p = k->parts[ix];
             p->revoking = true;
-            pend_drop(p); /* not submitted: the next owner reads them */
+            part_drop(p); /* not submitted, or not done: the next owner reads them */
         }
         if (k->revoke)
             rd_kafka_topic_partition_list_destroy(k->revoke);
@@ -546,10 +867,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         return; /* an event: fire and forget */
     switch (w->kind) {
     case KW_DLQ:
-        if (m->err)
-            rf_log_error("\"msg\":\"kafka dead letter lost\",\"err\":\"%s\"",
-                         rd_kafka_err2str(m->err));
-        work_done(w);
+        dlq_done(rf_container_of(w, struct kmw, kw), m->err);
         break;
     case KW_NODE:
         w->err = m->err;
@@ -575,20 +893,25 @@ static void arm_read(struct rf_kafka *k, rf_op *op, int fd, uint64_t *buf, rf_op
     io_uring_sqe_set_data(sqe, op);
 }
 
-/* Messages, rebalances and commit results: rd_kafka_consumer_poll serves them all (its
- * callbacks run here, on shard 0). The queue signals its eventfd only when it turns
- * non-empty, so a drain empties it, or signals the eventfd itself to come back. */
+/* Rebalances and commit results: rd_kafka_consumer_poll serves them (its callbacks run
+ * here, on shard 0); then messages, from each partition's queue. Every queue signals the
+ * one eventfd only when it turns non-empty, so a drain empties the consumer's queue (or
+ * signals the eventfd itself to come back), and a partition's queue left non-empty is
+ * marked (kpart.more) and drained again from the flush hook once its ring has room. */
 static void drain_consumer(struct rf_kafka *k)
 {
     uint64_t one = 1;
+    int i;
 
-    for (int i = 0; i < DRAIN_MAX; i++) {
+    for (i = 0; i < DRAIN_MAX; i++) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(k->consumer, 0);
         if (!m)
-            return;
-        on_message(k, m);
+            break;
+        stray_message(m);
     }
-    if (write(k->cfd, &one, sizeof(one)) < 0)
+    for (uint32_t j = 0; j < k->nparts; j++)
+        part_drain(k, j);
+    if (i == DRAIN_MAX && write(k->cfd, &one, sizeof(one)) < 0)
         rf_log_warn("\"msg\":\"kafka: eventfd write failed\"");
 }
 
@@ -639,8 +962,9 @@ static void on_tick(rf_op *op, int res, uint32_t flags)
                          k->cfg.topic, rd_kafka_err2str(err));
         k->subscribed = true;
     }
-    retry_paused(k);
-    drain_consumer(k); /* a safety net: the queue's signal is edge-triggered */
+    retry_waiting(k);
+    part_stalled(k);
+    drain_consumer(k); /* a safety net: the queues' signals are edge-triggered */
     revoke_step(k);
     rd_kafka_poll(k->producer, 0);
     commit_dirty(k);
@@ -669,6 +993,17 @@ static void svc_quit(void *ud, struct rf_shard *sh)
     struct rf_kafka *k = ud;
     uint64_t one = 1;
 
+    /* What waits here goes back to shard 0, which drops it (never committed). */
+    struct kshard *q = &k->shards[sh->id];
+    q->quitting = true;
+    while (q->head) {
+        struct kmw *w = q->head;
+        q->head = w->rnext;
+        q->n--;
+        w->res = KR_LATER;
+        msg_return(w);
+    }
+    q->tail = NULL;
     if (sh->id != 0)
         return;
     k->quitting = true;
@@ -684,16 +1019,21 @@ static void svc_flush(void *ud, struct rf_shard *sh)
 {
     struct rf_kafka *k = ud;
 
+    shard_retry(k, sh); /* the executions that finished this iteration made room */
     if (sh->id == 0 && !k->quitting)
-        retry_paused(k); /* the executions that finished this iteration made room */
+        retry_waiting(k);
 }
 
 static bool svc_busy(void *ud, struct rf_shard *sh)
 {
     struct rf_kafka *k = ud;
 
-    if (sh->id != 0)
-        return false;
+    if (sh->id != 0) {
+        /* The other half of dispatch's Dekker: quit is set (we saw it before this hook
+         * ran); the fence orders that before reading our count. */
+        atomic_thread_fence(memory_order_seq_cst);
+        return atomic_load_explicit(&k->shards[sh->id].remote, memory_order_relaxed) != 0;
+    }
     if (k->inflight || atomic_load_explicit(&k->nodes, memory_order_relaxed)) /* a hint */
         rd_kafka_poll(k->producer, 0);
     /* Acquire: pairs with the report's release; a node's completion is posted by then. */
@@ -842,6 +1182,12 @@ static int make_consumer(struct rf_kafka *k, char *err, size_t n)
         rd_kafka_conf_destroy(c);
         return -EINVAL;
     }
+    /* --kafka-debug: librdkafka's own debug contexts ("fetch,cgrp", ...) on stderr. */
+    if (k->cfg.debug[0] && (conf_set(c, "debug", k->cfg.debug, err, n) < 0 ||
+                            conf_set(c, "log_level", "7", err, n) < 0)) {
+        rd_kafka_conf_destroy(c);
+        return -EINVAL;
+    }
     rd_kafka_conf_set_opaque(c, k);
     rd_kafka_conf_set_rebalance_cb(c, rebalance_cb);
     rd_kafka_conf_set_offset_commit_cb(c, commit_cb);
@@ -891,8 +1237,16 @@ int rf_kafka_new(rf_engine *eng, struct rf_store *st, struct rf_sjournal *sj,
     k->eng = eng;
     k->st = st;
     k->cfg = *cfg;
+    k->nshards = eng->nshards;
+    k->shards = rf_zalloc_aligned(k->nshards * sizeof(*k->shards), RF_CACHELINE);
+    if (!k->shards) {
+        rf_free(k);
+        return -ENOMEM;
+    }
     if (!k->cfg.produce_timeout_ms)
         k->cfg.produce_timeout_ms = 30000;
+    if (!k->cfg.partition_inflight || k->cfg.partition_inflight > RF_KAFKA_RING_MAX)
+        k->cfg.partition_inflight = RF_KAFKA_RING_MAX;
     k->cfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     k->pfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (k->cfd < 0 || k->pfd < 0 || (rc = make_consumer(k, err, sizeof(err))) < 0 ||
@@ -901,9 +1255,8 @@ int rf_kafka_new(rf_engine *eng, struct rf_store *st, struct rf_sjournal *sj,
         rf_kafka_free(k);
         return -EINVAL;
     }
-    static const char one[1] = {1};
-    rd_kafka_queue_io_event_enable(k->cq, k->cfd, one, sizeof(one));
-    rd_kafka_queue_io_event_enable(k->pq, k->pfd, one, sizeof(one));
+    rd_kafka_queue_io_event_enable(k->cq, k->cfd, &eventfd_one, sizeof(eventfd_one));
+    rd_kafka_queue_io_event_enable(k->pq, k->pfd, &eventfd_one, sizeof(eventfd_one));
     k->svc = (struct rf_shard_service){
         .ud = k, .start = svc_start, .flush = svc_flush, .quit = svc_quit, .busy = svc_busy};
     rf_kind kind = {.name = "kafka",
@@ -963,14 +1316,16 @@ void rf_kafka_free(struct rf_kafka *k)
         rd_kafka_destroy(k->producer);
     }
     for (uint32_t i = 0; i < k->nparts; i++) {
-        pend_drop(k->parts[i]);
-        rf_free(k->parts[i]->pend);
+        part_drop(k->parts[i]);
+        if (k->parts[i]->q)
+            rd_kafka_queue_destroy(k->parts[i]->q);
         rf_free(k->parts[i]);
     }
     if (k->cfd >= 0)
         close(k->cfd);
     if (k->pfd >= 0)
         close(k->pfd);
+    rf_free(k->shards);
     rf_free(k);
 }
 

@@ -20,9 +20,12 @@
  * dead-letter topic with the reason in an `x-ringflow-error` header and the source in
  * `x-ringflow-source`; the partition moves on once the dead letter is acknowledged.
  *
- * Back-pressure: a partition with its ring full, or whose message the engine refuses
- * for now (its shard at --inflight-per-shard, the journal busy), is paused; the message
- * waits, and the partition resumes once it went through.
+ * Back-pressure: each partition has its own librdkafka queue, from which shard 0 takes
+ * messages only while the partition has fewer than partition_inflight in flight; the rest
+ * waits in librdkafka's queue (its fetcher stops at queued.min.messages). A message the
+ * engine refuses for now (its shard at --inflight-per-shard, the journal busy) waits on
+ * its shard and is submitted again from that shard's loop. A partition stalled at its
+ * bound for 2 s is paused, and resumed once one of its messages is done.
  *
  * Events: with an events topic, every event, once durable in its journal, is produced
  * with key = execution id by the idempotent producer (acks=all).
@@ -41,7 +44,7 @@
 #include "ringflow.h"
 
 #define RF_KAFKA_NAME_BYTES     256u  /* a topic or group, NUL included */
-#define RF_KAFKA_RING_MAX       4096u /* messages in flight per partition before pausing */
+#define RF_KAFKA_RING_MAX       4096u /* most messages in flight per partition */
 #define RF_KAFKA_PARTITIONS_MAX 1024u /* partitions one instance follows */
 
 struct rf_store;
@@ -54,7 +57,10 @@ struct rf_kafka_config {
     char group[RF_KAFKA_NAME_BYTES];          /* the consumer group */
     char dlq_topic[RF_KAFKA_NAME_BYTES];      /* dead letters */
     char events_topic[RF_KAFKA_NAME_BYTES];   /* "" = events are not produced */
+    char debug[128];                          /* librdkafka's debug contexts, "" = none */
     uint32_t produce_timeout_ms;              /* the kafka kind's and dead letters' */
+    uint32_t partition_inflight;              /* messages in flight per partition, 1 to
+                                                 RF_KAFKA_RING_MAX (0: the most) */
 };
 
 /* Set up (the engine not started yet): the shard service on shard 0, the `kafka` kind,

@@ -371,6 +371,8 @@ static int kafka_open(struct daemon *d)
     snprintf(kc.group, sizeof(kc.group), "%s", d->cfg.kafka_group);
     snprintf(kc.dlq_topic, sizeof(kc.dlq_topic), "%s", d->cfg.kafka_dlq_topic);
     snprintf(kc.events_topic, sizeof(kc.events_topic), "%s", d->cfg.kafka_events_topic);
+    snprintf(kc.debug, sizeof(kc.debug), "%s", d->cfg.kafka_debug);
+    kc.partition_inflight = d->cfg.kafka_partition_inflight;
     int rc = rf_kafka_new(d->eng, d->st, d->sj, &kc, &d->kafka);
     if (rc == 0)
         rf_api_set_kafka(d->api, d->kafka);

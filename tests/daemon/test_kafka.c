@@ -11,6 +11,9 @@
  *   broker down       the broker goes down and comes back: messages after it are processed;
  *   rebalance         a second instance joins the group, messages spread over both, once
  *                     each; it leaves, the first takes its partitions and goes on;
+ *   back-pressure     one execution in flight per shard, 2 messages per partition,
+ *                     executions of 2.5 s: the messages wait (in the shard, in librdkafka's
+ *                     queue), the stalled partition is paused and resumed, each runs once;
  *   events            events are produced with key = execution id;
  *   kafka node        a node produces a message and outputs its partition and offset.
  *
@@ -64,7 +67,8 @@ static void put_graphs(const struct rfd *d)
 static int up(void **state)
 {
     static const char *const topics[] = {"ringflow.executions:4", "ringflow.executions.dlq:1",
-                                         "ringflow.events:1", "out.topic:1", NULL};
+                                         "ringflow.events:1", "out.topic:1", "bp.topic:1",
+                                         NULL};
 
     (void)state;
     if (kmock_start(&km, RF_BUILD_DIR, 1, topics) < 0)
@@ -298,6 +302,53 @@ static void test_rebalance(void **state)
     expect_listed(&a, na + 20);
 }
 
+static void test_back_pressure(void **state)
+{
+    static const char *const bflags[] = {
+        NULL, NULL, "--kafka-topic", "bp.topic", "--kafka-group", "bp",
+        "--inflight-per-shard", "1", "--kafka-partition-inflight", "2", NULL};
+    const char *f[sizeof(bflags) / sizeof(bflags[0])];
+    struct rfd b;
+    struct rfd_resp r;
+    enum { N = 3 };
+
+    (void)state;
+    memcpy(f, bflags, sizeof(f));
+    f[0] = "--kafka-brokers";
+    f[1] = km.bootstrap;
+    assert_int_equal(rfd_start(&b, RF_BUILD_DIR, f), 0);
+    /* 3 executions of 2.5 s, one at a time: the partition's 2 slots stay full past 2 s */
+    assert_int_equal(
+        rfd_request(&b, "PUT", "/v1/graphs/kgraph",
+                    "{\"inputs\": {\"n\": {\"type\": \"integer\"}}, \"nodes\": ["
+                    "{\"id\": \"d\", \"kind\": \"delay\", \"config\": {\"ms\": 2500}},"
+                    "{\"id\": \"t\", \"kind\": \"transform\", \"deps\": [\"d\"], "
+                    "\"config\": {\"output\": \"{{inputs.n}}\"}}], "
+                    "\"output\": \"{{nodes.t.output}}\"}",
+                    &r),
+        0);
+    assert_int_equal(r.status, 201);
+    rfd_resp_free(&r);
+    char **lines = calloc(N, sizeof(*lines));
+    for (int i = 0; i < N; i++)
+        assert_true(asprintf(&lines[i], "\t{\"graph\": \"kgraph\", \"inputs\": {\"n\": %d}}",
+                             i) > 0);
+    assert_int_equal(kmock_produce(&km, "bp.topic", (const char *const *)lines, N), 0);
+    for (int i = 0; i < N; i++)
+        free(lines[i]);
+    free(lines);
+    double paused = 0;
+    for (int i = 0; i < WAIT_MS / 100 && (paused = metric(&b, "ringflow_kafka_pauses_total")) < 1;
+         i++)
+        sleep_ms(100);
+    assert_true(paused >= 1); /* a full ring, nothing done for 2 s: paused */
+    for (int i = 0; i < WAIT_MS / 100 && listed(&b) < N; i++)
+        sleep_ms(100);
+    expect_outputs(&b, 0, N); /* resumed: every message, once */
+    assert_int_equal(metric(&b, "ringflow_kafka_messages_total{outcome=\"duplicate\"}"), 0);
+    assert_int_equal(rfd_stop(&b), 0);
+}
+
 static void test_events_and_node(void **state)
 {
     struct rfd_resp r;
@@ -359,6 +410,7 @@ int main(void)
         cmocka_unit_test(test_redelivery_after_crash),
         cmocka_unit_test(test_broker_down_and_back),
         cmocka_unit_test(test_rebalance),
+        cmocka_unit_test(test_back_pressure),
         cmocka_unit_test(test_events_and_node),
     };
     int failed = cmocka_run_group_tests_name("kafka", tests, up, down);

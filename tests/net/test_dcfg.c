@@ -59,6 +59,8 @@ static const char *const all_flags[] = {
     "kafka-group",
     "kafka-dlq-topic",
     "kafka-events-topic",
+    "kafka-partition-inflight",
+    "kafka-debug",
     "log-level",
     "request-line-max",
     "header-bytes-max",
