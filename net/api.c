@@ -266,7 +266,7 @@ static void redis_metrics(const struct rf_rbridge *rb, struct rf_buf *b)
 static void kafka_metrics(const struct rf_kafka *k, struct rf_buf *b)
 {
     struct rf_kafka_stats s;
-    char t[1536];
+    char t[2048];
 
     rf_kafka_stats(k, &s);
     int n = snprintf(
@@ -288,12 +288,16 @@ static void kafka_metrics(const struct rf_kafka *k, struct rf_buf *b)
         "# HELP ringflow_kafka_partitions Partitions of the trigger topic assigned here.\n"
         "# TYPE ringflow_kafka_partitions gauge\n"
         "ringflow_kafka_partitions %u\n"
+        "# HELP ringflow_kafka_uncommitted_offsets Messages done whose offsets the broker has "
+        "not acknowledged as committed (a redelivery's worst case).\n"
+        "# TYPE ringflow_kafka_uncommitted_offsets gauge\n"
+        "ringflow_kafka_uncommitted_offsets %lu\n"
         "# HELP ringflow_kafka_produced_total Messages produced, by what produced them.\n"
         "# TYPE ringflow_kafka_produced_total counter\n"
         "ringflow_kafka_produced_total{by=\"events\"} %lu\n"
         "ringflow_kafka_produced_total{by=\"node\"} %lu\n",
         s.executions, s.duplicates, s.dead_letters, s.consumed, s.commits, s.pauses,
-        s.partitions, s.events_produced, s.node_produced);
+        s.partitions, s.uncommitted, s.events_produced, s.node_produced);
     rf_buf_append(b, t, (size_t)n);
 }
 

@@ -67,6 +67,7 @@ struct kpart {
     struct kslot ring[RF_KAFKA_RING_MAX];
     uint32_t head, n;
     int64_t commit; /* the next offset to commit; -1 before the first message */
+    int64_t acked;  /* the last commit the broker acknowledged (or the first offset read) */
     uint32_t out;   /* this generation's messages at their shard or the producer */
     rd_kafka_queue_t *q;    /* its own queue (not forwarded to the consumer's) */
     bool more;              /* q may hold messages not taken yet (the ring was full) */
@@ -141,11 +142,16 @@ struct rf_kafka {
     rd_kafka_topic_partition_list_t *revoke;
     uint64_t revoke_since_ms;
     bool revoke_committing;
+    /* Async commits sent and answered: their callbacks come in order, so the revocation's
+     * commit is answered when commits_answered reaches revoke_commit. */
+    uint64_t commits_sent, commits_answered, revoke_commit;
+    bool revoke_commit_failed;
     bool closing; /* rf_kafka_free: hand partitions back at once */
     /* statistics: added relaxed from any shard, readers take snapshots */
     _Atomic uint64_t consumed, executions, duplicates, dead_letters, commits, pauses,
         events_produced, node_produced;
     _Atomic uint32_t assigned;
+    _Atomic uint64_t uncommitted; /* gauge: offsets done, their commit not acknowledged */
 };
 
 /* What librdkafka writes to our eventfds: an eventfd takes 8-byte writes only (a shorter
@@ -557,7 +563,7 @@ static int process(struct rf_kafka *k, uint32_t part, rd_kafka_message_t *m)
     p->ring[slot] = (struct kslot){m->offset, false};
     p->n++;
     if (p->commit < 0)
-        p->commit = m->offset;
+        p->commit = p->acked = m->offset;
     w->kw = (struct kwork){.k = k, .kind = KW_EXEC};
     w->m = m;
     w->part = part;
@@ -708,7 +714,13 @@ static void commit_dirty(struct rf_kafka *k)
         p->dirty = false;
     }
     if (l) {
-        rd_kafka_commit(k->consumer, l, 1); /* async: its result comes to offset_commit_cb */
+        if (rd_kafka_commit(k->consumer, l, 1) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            k->commits_sent++; /* async: its result comes to commit_cb */
+        } else {
+            for (int i = 0; i < l->cnt; i++) /* not sent: again at the next tick */
+                k->parts[part_index(k, l->elems[i].topic, l->elems[i].partition, false)]
+                    ->dirty = true;
+        }
         count(&k->commits);
         rd_kafka_topic_partition_list_destroy(l);
     }
@@ -732,31 +744,49 @@ static void revoke_finish(struct rf_kafka *k, rd_kafka_topic_partition_list_t *p
 }
 
 /* A revocation under way: once its partitions' work is done (or waited long enough),
- * commit their offsets; commit_cb then finishes it. */
+ * commit their offsets; commit_cb then finishes it, or, the commit having failed, has it
+ * sent again here until REVOKE_WAIT_MS from the revocation. (Kafka accepts commits while
+ * a group prepares its rebalance; librdkafka's mock cluster does not, so there the
+ * partitions are handed over uncommitted after the wait: see docs/kafka.md.) */
+static void revoke_done(struct rf_kafka *k)
+{
+    revoke_finish(k, k->revoke);
+    rd_kafka_topic_partition_list_destroy(k->revoke);
+    k->revoke = NULL;
+    k->revoke_committing = k->revoke_commit_failed = false;
+}
+
 static void revoke_step(struct rf_kafka *k)
 {
     bool busy = false;
 
     if (!k->revoke || k->revoke_committing)
         return;
+    bool late = rf_now_ns() / 1000000 - k->revoke_since_ms >= REVOKE_WAIT_MS;
     for (uint32_t i = 0; i < k->nparts; i++)
         busy |= k->parts[i]->revoking && k->parts[i]->out;
-    if (busy && rf_now_ns() / 1000000 - k->revoke_since_ms < REVOKE_WAIT_MS)
+    if (busy && !late)
         return;
+    if (k->revoke_commit_failed && late) {
+        rf_log_warn("\"msg\":\"kafka partitions handed over with their offsets not "
+                    "committed: their next owner may run some messages again\"");
+        revoke_done(k);
+        return;
+    }
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
     for (uint32_t i = 0; i < k->nparts; i++) {
         struct kpart *p = k->parts[i];
         if (p->revoking && p->commit >= 0)
             rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = p->commit;
     }
-    if (l->cnt) {
+    if (!l->cnt) {
+        revoke_done(k);
+    } else if (rd_kafka_commit(k->consumer, l, 1) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        k->revoke_commit_failed = true; /* not sent: again at the next tick */
+    } else { /* commit_cb finishes the revocation */
         k->revoke_committing = true;
-        rd_kafka_commit(k->consumer, l, 1); /* commit_cb finishes the revocation */
+        k->revoke_commit = ++k->commits_sent;
         count(&k->commits);
-    } else {
-        revoke_finish(k, k->revoke);
-        rd_kafka_topic_partition_list_destroy(k->revoke);
-        k->revoke = NULL;
     }
     rd_kafka_topic_partition_list_destroy(l);
 }
@@ -792,7 +822,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             struct kpart *p = k->parts[ix];
             part_reset(p);
             p->assigned = true;
-            p->commit = -1;
+            p->commit = p->acked = -1;
             p->dirty = false;
             part_queue(k, p);
         }
@@ -817,7 +847,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             rd_kafka_topic_partition_list_destroy(k->revoke);
         k->revoke = rd_kafka_topic_partition_list_copy(parts);
         k->revoke_since_ms = rf_now_ns() / 1000000;
-        k->revoke_committing = false;
+        k->revoke_committing = k->revoke_commit_failed = false;
         rf_log_info("\"msg\":\"kafka partitions revoked; finishing their work\",\"count\":%d",
                     parts->cnt);
     }
@@ -831,9 +861,11 @@ static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                       rd_kafka_topic_partition_list_t *offsets, void *opaque)
 {
     struct rf_kafka *k = opaque;
+    bool failed = err && err != RD_KAFKA_RESP_ERR__NO_OFFSET;
 
     (void)rk;
-    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+    k->commits_answered++;
+    if (failed)
         rf_log_warn("\"msg\":\"kafka offset commit failed; sent again\",\"err\":\"%s\"",
                     rd_kafka_err2str(err));
     /* A partition whose commit failed is committed again at the next tick: a commit lost
@@ -841,16 +873,29 @@ static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     for (int i = 0; offsets && i < offsets->cnt; i++) {
         if (!err && !offsets->elems[i].err)
             continue;
+        if (!err) {
+            failed = true;
+            rf_log_warn("\"msg\":\"kafka offset commit failed; sent again\",\"partition\":%d,"
+                        "\"err\":\"%s\"", (int)offsets->elems[i].partition,
+                        rd_kafka_err2str(offsets->elems[i].err));
+        }
         int ix = part_index(k, offsets->elems[i].topic, offsets->elems[i].partition, false);
         if (ix >= 0 && k->parts[ix]->assigned && !k->parts[ix]->revoking)
             k->parts[ix]->dirty = true;
     }
-    if (k->revoke && k->revoke_committing) { /* the revocation's commit: hand over now */
-        revoke_finish(k, k->revoke);
-        rd_kafka_topic_partition_list_destroy(k->revoke);
-        k->revoke = NULL;
-        k->revoke_committing = false;
+    for (int i = 0; !err && offsets && i < offsets->cnt; i++) {
+        int ix = part_index(k, offsets->elems[i].topic, offsets->elems[i].partition, false);
+        if (ix >= 0 && !offsets->elems[i].err && k->parts[ix]->assigned &&
+            offsets->elems[i].offset > k->parts[ix]->acked)
+            k->parts[ix]->acked = offsets->elems[i].offset;
     }
+    if (!k->revoke || !k->revoke_committing || k->commits_answered < k->revoke_commit)
+        return; /* not the revocation's commit */
+    k->revoke_committing = false;
+    if (failed)
+        k->revoke_commit_failed = true; /* revoke_step sends it again, or gives up */
+    else
+        revoke_done(k);
 }
 
 /* --- the producer's delivery reports -------------------------------------------------------- */
@@ -968,6 +1013,11 @@ static void on_tick(rf_op *op, int res, uint32_t flags)
     revoke_step(k);
     rd_kafka_poll(k->producer, 0);
     commit_dirty(k);
+    uint64_t lag = 0;
+    for (uint32_t i = 0; i < k->nparts; i++)
+        if (k->parts[i]->assigned && k->parts[i]->commit > k->parts[i]->acked)
+            lag += (uint64_t)(k->parts[i]->commit - k->parts[i]->acked);
+    atomic_store_explicit(&k->uncommitted, lag, memory_order_relaxed); /* a gauge */
     k->tick_armed = true;
     rf__shard_timer_arm(k->sh, &k->tick, &k->ts, TICK_MS, on_tick);
 }
@@ -1178,6 +1228,9 @@ static int make_consumer(struct rf_kafka *k, char *err, size_t n)
         /* A crashed instance's partitions move on after 10 s, not the default 45 s. */
         conf_set(c, "session.timeout.ms", "10000", err, n) < 0 ||
         conf_set(c, "heartbeat.interval.ms", "2000", err, n) < 0 ||
+        /* A broker back from an outage is reconnected within a second, not ten: commits
+         * wait for the coordinator's connection. */
+        conf_set(c, "reconnect.backoff.max.ms", "1000", err, n) < 0 ||
         conf_set(c, "log_level", "3", err, n) < 0) {
         rd_kafka_conf_destroy(c);
         return -EINVAL;
@@ -1341,4 +1394,5 @@ void rf_kafka_stats(const struct rf_kafka *k, struct rf_kafka_stats *out)
     out->events_produced = atomic_load_explicit(&k->events_produced, memory_order_relaxed);
     out->node_produced = atomic_load_explicit(&k->node_produced, memory_order_relaxed);
     out->partitions = atomic_load_explicit(&k->assigned, memory_order_relaxed);
+    out->uncommitted = atomic_load_explicit(&k->uncommitted, memory_order_relaxed);
 }

@@ -76,6 +76,7 @@ struct rf_kafka_stats {
     uint64_t consumed, executions, duplicates, dead_letters, commits, pauses;
     uint64_t events_produced, node_produced;
     uint32_t partitions; /* assigned now */
+    uint64_t uncommitted; /* offsets done whose commit the broker has not acknowledged */
 };
 void rf_kafka_stats(const struct rf_kafka *k, struct rf_kafka_stats *out); /* any thread */
 
