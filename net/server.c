@@ -48,6 +48,7 @@
 #define RECV_BUFS_DEFAULT 256u
 #define OUT_KEEP_BYTES    (64u << 10) /* an out buffer this small is kept when drained */
 #define LINGER_MS         1000u       /* reading after a close response, at most */
+#define QUIT_CLOSE_MS     1000u       /* WebSockets' close handshake at shutdown, at most */
 #define TICK_MS_MIN       10u
 #define TICK_MS_MAX       1000u
 #define HEADERS_CAP       1000u /* the parser's array; headers_max is checked against it */
@@ -109,6 +110,8 @@ struct srv_shard {
     bool accepting;     /* the multishot accept should stay armed */
     bool accept_armed;
     bool quitting;
+    uint64_t quit_deadline_ms; /* quitting: WebSockets still closing are cut then */
+    bool tick_canceled;        /* quitting: the tick's cancel was sent */
     rf_op accept_op, tick_op, close_op;
     struct __kernel_timespec tick_ts;
     bool tick_armed;
@@ -1053,14 +1056,17 @@ static void tick_cqe(rf_op *op, int res, uint32_t flags)
     ss->now_ms = now;
     for (struct rf_conn *c = ss->head.next, *next; c != &ss->head; c = next) {
         next = c->next;
-        conn_tick(c, now);
+        if (ss->quitting && now >= ss->quit_deadline_ms)
+            conn_close(c); /* the close handshake did not finish in time */
+        else
+            conn_tick(c, now);
     }
     tick_arm(ss);
 }
 
 static void tick_arm(struct srv_shard *ss)
 {
-    if (ss->tick_armed || ss->quitting || ss->head.next == &ss->head)
+    if (ss->tick_armed || ss->head.next == &ss->head)
         return;
     ss->tick_armed = true;
     rf__shard_timer_arm(ss->sh, &ss->tick_op, &ss->tick_ts, ss->srv->tick_ms, tick_cqe);
@@ -1144,12 +1150,18 @@ static void svc_quit(void *ud, struct rf_shard *sh)
         io_uring_prep_cancel(sqe, &ss->accept_op, 0);
         io_uring_sqe_set_data64(sqe, RF_UD_IGNORE);
     }
+    /* WebSockets get a close frame, 1001 "going away", and QUIT_CLOSE_MS to read it
+     * (the tick cuts what is left then); everything else closes at once. */
+    ss->now_ms = mono_ms();
+    ss->quit_deadline_ms = ss->now_ms + QUIT_CLOSE_MS;
     for (struct rf_conn *c = ss->head.next, *next; c != &ss->head; c = next) {
         next = c->next;
-        conn_close(c);
+        if (c->state == C_WS && !rf_ws_done(c->ws))
+            rf_conn_ws_close(c, 1001, "server shutting down");
+        else
+            conn_close(c);
     }
-    if (ss->tick_armed)
-        rf__shard_timer_cancel(sh, &ss->tick_op);
+    tick_arm(ss); /* for the deadline; svc_busy cancels it once the last one is gone */
 }
 
 static bool svc_busy(void *ud, struct rf_shard *sh)
@@ -1159,6 +1171,10 @@ static bool svc_busy(void *ud, struct rf_shard *sh)
 
     if (ss->dirty || ss->nobufs)
         svc_flush(ud, sh);
+    if (ss->head.next == &ss->head && ss->tick_armed && !ss->tick_canceled) {
+        ss->tick_canceled = true; /* nothing left to time: do not wait for the tick */
+        rf__shard_timer_cancel(sh, &ss->tick_op);
+    }
     return ss->head.next != &ss->head || ss->accept_armed || ss->tick_armed;
 }
 

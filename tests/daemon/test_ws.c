@@ -7,7 +7,9 @@
  * unsubscribe and their error frames, ping/pong, the close codes (1002 protocol, 1007 bad
  * UTF-8, 1009 too big, the echo of a client's close), and subscribers spread over both
  * shards following one execution. A second daemon with a tiny --ws-queue-max checks that
- * a subscriber that does not read is closed with 1008 instead of growing memory.
+ * a subscriber that does not read is closed with 1008 instead of growing memory. A third,
+ * stopped with SIGTERM, closes an open WebSocket with 1001 and exits within seconds though
+ * the client never answers.
  *
  * Two clients are used: the harness's (net/ws.h in client mode: text messages in, text
  * messages out) and raw frames (rfd_ws_send_frame / rfd_ws_read_frame) for what a
@@ -17,6 +19,7 @@
  */
 #include <errno.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -517,6 +520,39 @@ static void test_slow_consumer_closed(void **state)
     free(id);
 }
 
+/* --- shutdown ------------------------------------------------------------------------------- */
+
+/* SIGTERM: an open WebSocket gets a close frame with 1001 (going away), and the daemon
+ * exits cleanly, soon, even though the client never answers the close. */
+static void test_shutdown_going_away(void **state)
+{
+    struct rfd d;
+    struct rfd_frame f;
+
+    (void)state;
+    assert_int_equal(rfd_start(&d, RF_BUILD_DIR, NULL), 0);
+    int fd = rfd_ws_open_raw(&d, "/v1/ws");
+    assert_true(fd >= 0);
+    int64_t t0 = now_ms();
+    assert_int_equal(kill(d.pid, SIGTERM), 0);
+    for (;;) {
+        int left = (int)(t0 + WAIT_MS - now_ms());
+        if (rfd_ws_read_frame(fd, &f, left > 0 ? left : 1) < 0)
+            fail_msg("no close frame at shutdown");
+        bool close = f.opcode == 8;
+        uint16_t got = f.close_code;
+        free(f.data);
+        if (close) {
+            assert_int_equal(got, 1001);
+            break;
+        }
+    }
+    assert_int_equal(rfd_wait_exit(&d, WAIT_MS), 0);
+    assert_true(now_ms() - t0 < 5000); /* the unanswered close is cut after a second */
+    rfd_close(fd);
+    assert_int_equal(rfd_stop(&d), 0);
+}
+
 /* --- groups ---------------------------------------------------------------------------------- */
 
 static int main_setup(void **state)
@@ -559,6 +595,7 @@ int main(void)
     };
     const struct CMUnitTest small_tests[] = {
         cmocka_unit_test(test_slow_consumer_closed),
+        cmocka_unit_test(test_shutdown_going_away),
     };
     int failed = cmocka_run_group_tests_name("ws", main_tests, main_setup, main_teardown);
 
