@@ -35,6 +35,9 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+BENCH=compare.sh
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 DURATION=${RF_BENCH_DURATION:-5}
 WARMUP=${RF_BENCH_WARMUP:-1}
@@ -56,11 +59,6 @@ BODY='{"inputs":{"n":{{seq}}}}'
 READY_TRIES=100     # readiness polls, 0.1 s apart: at most 10 s
 STOP_TRIES=50       # polls after TERM before KILL: at most 5 s
 RUN_SLACK=30        # seconds a single run may exceed its duration before it is killed
-
-die() {
-    echo "compare.sh: $*" >&2
-    exit 1
-}
 
 has_part() {
     [[ " $PARTS " == *" $1 "* ]]
@@ -92,31 +90,7 @@ fi
 
 # --- processes we own -----------------------------------------------------------------------
 
-TMP=$(mktemp -d /tmp/ringflow-compare.XXXXXX)
-PIDS=()
-
-stop_pid() {
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < STOP_TRIES; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    local rc=$? pid
-    trap - EXIT
-    for pid in "${PIDS[@]}"; do
-        stop_pid "$pid"
-    done
-    rm -rf "$TMP"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_tmp
 
 forget_pid() {
     local keep=() pid
@@ -124,19 +98,6 @@ forget_pid() {
         [[ $pid == "$1" ]] || keep+=("$pid")
     done
     PIDS=("${keep[@]}")
-}
-
-# A loopback port below the ephemeral range that nothing accepts on.
-free_port() {
-    local p i
-    for ((i = 0; i < 200; i++)); do
-        p=$((20000 + RANDOM % 12000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return 0
-        fi
-    done
-    die "no free loopback port found"
 }
 
 # wait_ready URL PID LOG: poll URL until it answers 2xx, PID dies, or READY_TRIES run out.
@@ -240,16 +201,6 @@ wrk_rps() {
     out=$(timeout $((${DURATION%.*} + RUN_SLACK)) wrk -t1 -c"$CONNS" -d"${DURATION}s" "$1") ||
         die "wrk failed"
     awk '/^Requests\/sec:/ { print $2 }' <<<"$out"
-}
-
-median() {
-    tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{ v[NR] = $1 } END {
-        if (NR == 0) { print 0; exit }
-        if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
-ratio() {
-    awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'
 }
 
 progress() {

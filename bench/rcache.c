@@ -128,14 +128,15 @@ static void begin(struct rf_post *p, struct rf_shard *sh)
 static int preload(const char *host, uint16_t port, uint32_t keys, uint32_t bytes)
 {
     redisContext *c = redisConnect(host, port);
-    char *val = malloc(bytes + 64);
+    char *val = malloc(bytes + 64), *fill = malloc(bytes + 1);
     static const char hexd[] = "0123456789abcdef";
 
-    if (!c || c->err || !val) {
+    if (!c || c->err || !val || !fill) {
         fprintf(stderr, "rcache: cannot connect to redis at %s:%u\n", host, port);
         return -1;
     }
     int pad = (int)bytes - 20 > 0 ? (int)bytes - 20 : 1;
+    memset(fill, 'x', (size_t)pad); /* the padding that brings a value to about `bytes` */
     for (uint32_t i = 0; i < keys; i++) {
         uint8_t k[16];
         char key[128], hex[33];
@@ -146,11 +147,7 @@ static int preload(const char *host, uint16_t port, uint32_t keys, uint32_t byte
         }
         hex[32] = 0;
         snprintf(key, sizeof(key), "%s:cache:%s", PREFIX, hex);
-        int n = snprintf(val, bytes + 64, "{\"i\":%u,\"pad\":\"%.*s\"}", i, pad,
-                         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-                         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-                         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-                         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+        int n = snprintf(val, bytes + 64, "{\"i\":%u,\"pad\":\"%.*s\"}", i, pad, fill);
         redisAppendCommand(c, "SET %s %b", key, val, (size_t)n);
         if (i % 1000 == 999 || i + 1 == keys) {
             for (uint32_t j = 0; j <= i % 1000; j++) {
@@ -162,6 +159,7 @@ static int preload(const char *host, uint16_t port, uint32_t keys, uint32_t byte
         }
     }
     free(val);
+    free(fill);
     redisFree(c);
     return 0;
 }

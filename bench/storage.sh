@@ -31,6 +31,10 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+BENCH=storage.sh
+STOP_TRIES=100
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 PARTS=${RF_BENCH_PARTS:-"1 2 3"}
 DURATION=${RF_BENCH_DURATION:-5}
@@ -48,10 +52,6 @@ RCACHE=$BUILD/bench/rcache
 GRAPH=bench/graphs/chain3.json
 BODY='{"inputs":{"n":{{seq}}}}'
 
-die() {
-    echo "storage.sh: $*" >&2
-    exit 1
-}
 has_part() { [[ " $PARTS " == *" $1 "* ]]; }
 progress() { echo "  $*" >&2; }
 
@@ -63,39 +63,7 @@ if has_part 3; then
         die "redis-server and redis-benchmark are needed (apt-get install redis-server)"
 fi
 
-TMP=$(mktemp -d /tmp/ringflow-storage.XXXXXX)
-PIDS=()
-stop_pid() {
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-    local rc=$? pid
-    trap - EXIT
-    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-    rm -rf "$TMP"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-    local p i
-    for ((i = 0; i < 200; i++)); do
-        p=$((20000 + RANDOM % 12000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return 0
-        fi
-    done
-    die "no free loopback port"
-}
+bench_tmp
 
 # start_daemon NAME FLAGS...: sets PORT_<NAME> and PID_<NAME>; data in $TMP/NAME.
 start_daemon() {
@@ -123,12 +91,6 @@ load_json() { # URL: one closed-loop run
         -b "$BODY" "$1" || die "ringflow-load failed"
 }
 
-median() {
-    tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{ v[NR] = $1 } END {
-        if (NR == 0) { print 0; exit }
-        if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 ROWS=()
 row() { ROWS+=("$(printf '%-46s %18s %18s %7s  %s' "$@")"); }

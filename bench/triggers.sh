@@ -17,6 +17,9 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+BENCH=triggers.sh
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 N=${RF_BENCH_KAFKA_N:-200000}
 DURATION=${RF_BENCH_DURATION:-5}
@@ -27,53 +30,15 @@ FLAGS=${RF_BENCH_RINGFLOWD_FLAGS:-}
 BUILD=${RF_BENCH_BUILD:-build/release}
 KMOCK=$BUILD/tests/tools/kmock
 
-die() {
-    echo "triggers.sh: $*" >&2
-    exit 1
-}
 for t in kcat jq curl timeout; do command -v $t >/dev/null || die "$t not found"; done
 [[ -x $BUILD/ringflowd && -x $BUILD/ringflow-load && -x $KMOCK ]] ||
     die "build first: make && make $KMOCK"
 
-TMP=$(mktemp -d /tmp/ringflow-triggers.XXXXXX)
-PIDS=()
-cleanup() {
-    local rc=$? p
-    trap - EXIT
-    for p in "${PIDS[@]}"; do
-        kill -TERM "$p" 2>/dev/null || true
-    done
-    sleep 0.5
-    for p in "${PIDS[@]}"; do
-        kill -KILL "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-    rm -rf "$TMP"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-    local p i
-    for ((i = 0; i < 200; i++)); do
-        p=$((20000 + RANDOM % 12000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return 0
-        fi
-    done
-    die "no free port"
-}
+bench_tmp
 
 metric() { # PORT NAME-PREFIX
     { curl -s --max-time 2 "http://127.0.0.1:$1/metrics" || true; } |
         awk -v m="$2" 'index($0, m) == 1 { print $2; exit }'
-}
-
-median() {
-    tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{ v[NR] = $1 } END {
-        if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 # Keyed (key TAB value) so the partitioner spreads them evenly: the mock cluster keeps at
@@ -127,4 +92,4 @@ k=$(median <<<"$K")
 h=$(median <<<"$H")
 printf '\n%-48s %14s %14s %7s\n' "executions/s (medians of $REPEAT)" "kafka" "http" "ratio"
 printf '%-48s %14.0f %14.0f %7s\n' "chain3, $SHARDS shard(s) ${FLAGS:-(defaults)}" "$k" "$h" \
-    "$(awk -v a="$k" -v b="$h" 'BEGIN { printf "%.2f", a / b }')"
+    "$(ratio "$k" "$h")"

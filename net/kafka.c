@@ -57,6 +57,12 @@ struct kslot {
 
 struct kmw;
 
+/* Messages in order, linked through kmw.rnext; each has one owner (shard 0 or a shard). */
+struct kfifo {
+    struct kmw *head, *tail;
+    uint32_t n;
+};
+
 struct kpart {
     char topic[RF_KAFKA_NAME_BYTES];
     int32_t partition;
@@ -74,9 +80,8 @@ struct kpart {
     uint64_t full_since_ms; /* when the ring filled up (0: it is not full) */
     rd_kafka_message_t *held[DRAIN_BATCH]; /* taken from q, not placed (no memory) */
     uint32_t nheld;
-    struct kmw *rhead, *rtail; /* back from their shard with KR_LATER (or a lost dead
-                                  letter): tried again, in the order they came back */
-    uint32_t rn;
+    struct kfifo retry; /* back from their shard with KR_LATER (or a lost dead letter):
+                           tried again, in the order they came back */
 };
 
 /* The `kafka` node's produce (and the base of a message's work): completed through post. */
@@ -112,8 +117,7 @@ struct kshard {
     _Atomic uint32_t remote RF_ALIGNED_CL;
     /* Owned by this shard: messages the engine could not take yet (the shard at its
      * bound, the journal busy), submitted again from its flush hook, in order. */
-    struct kmw *head, *tail;
-    uint32_t n;
+    struct kfifo wait;
     bool quitting; /* quit ran here: nothing waits any more, it goes back to shard 0 */
 };
 
@@ -183,6 +187,31 @@ static int part_index(struct rf_kafka *k, const char *topic, int32_t partition, 
     return (int)k->nparts++;
 }
 
+static void kfifo_push(struct kfifo *f, struct kmw *w, bool front)
+{
+    w->rnext = NULL;
+    if (!f->head) {
+        f->head = f->tail = w;
+    } else if (front) {
+        w->rnext = f->head;
+        f->head = w;
+    } else {
+        f->tail->rnext = w;
+        f->tail = w;
+    }
+    f->n++;
+}
+
+static struct kmw *kfifo_pop(struct kfifo *f) /* f not empty */
+{
+    struct kmw *w = f->head;
+
+    if ((f->head = w->rnext) == NULL)
+        f->tail = NULL;
+    f->n--;
+    return w;
+}
+
 static void msg_free(struct kmw *w)
 {
     rd_kafka_message_destroy(w->m);
@@ -195,13 +224,8 @@ static void part_drop(struct kpart *p)
     for (uint32_t i = 0; i < p->nheld; i++)
         rd_kafka_message_destroy(p->held[i]);
     p->nheld = 0;
-    while (p->rhead) {
-        struct kmw *w = p->rhead;
-        p->rhead = w->rnext;
-        msg_free(w);
-    }
-    p->rtail = NULL;
-    p->rn = 0;
+    while (p->retry.n)
+        msg_free(kfifo_pop(&p->retry));
 }
 
 /* A new generation of the partition (assigned, or handed over): work of the old one that
@@ -217,24 +241,8 @@ static void part_reset(struct kpart *p)
 
 static void park(struct rf_kafka *k, struct kpart *p, struct kmw *w)
 {
-    w->rnext = NULL;
-    if (p->rtail)
-        p->rtail->rnext = w;
-    else
-        p->rhead = w;
-    p->rtail = w;
-    p->rn++;
+    kfifo_push(&p->retry, w, false);
     k->parked++;
-}
-
-static struct kmw *unpark(struct kpart *p)
-{
-    struct kmw *w = p->rhead;
-
-    if ((p->rhead = w->rnext) == NULL)
-        p->rtail = NULL;
-    p->rn--;
-    return w;
 }
 
 static void set_paused(struct rf_kafka *k, struct kpart *p, bool paused)
@@ -344,17 +352,7 @@ static void msg_wait(struct kmw *w, bool head)
         msg_return(w);
         return;
     }
-    w->rnext = NULL;
-    if (!q->head) {
-        q->head = q->tail = w;
-    } else if (head) {
-        w->rnext = q->head;
-        q->head = w;
-    } else {
-        q->tail->rnext = w;
-        q->tail = w;
-    }
-    q->n++;
+    kfifo_push(&q->wait, w, head);
 }
 
 static void msg_accepted(void *ud, struct rf_xrec *x, int res)
@@ -436,7 +434,7 @@ back:
 /* On w's shard: submit it, unless older ones wait there (it waits behind them). */
 static void msg_arrive(struct kmw *w, struct rf_shard *sh)
 {
-    if (w->kw.k->shards[sh->id].head || msg_submit(w, sh))
+    if (w->kw.k->shards[sh->id].wait.n || msg_submit(w, sh))
         msg_wait(w, false);
 }
 
@@ -450,11 +448,8 @@ static void shard_retry(struct rf_kafka *k, struct rf_shard *sh)
 {
     struct kshard *q = &k->shards[sh->id];
 
-    while (q->head && !shard_full(k, sh->id)) {
-        struct kmw *w = q->head;
-        if ((q->head = w->rnext) == NULL)
-            q->tail = NULL;
-        q->n--;
+    while (q->wait.n && !shard_full(k, sh->id)) {
+        struct kmw *w = kfifo_pop(&q->wait);
         if (msg_submit(w, sh)) {
             msg_wait(w, true);
             break;
@@ -489,20 +484,33 @@ static void dispatch(struct rf_kafka *k, struct kmw *w)
     rf__shard_post(rf__engine_shard(k->eng, w->shard), &w->kw.post);
 }
 
-/* Shard 0: w came back from its shard, or its dead letter from the producer. */
-static void msg_back(struct kmw *w)
+/* Shard 0: w is back (from its shard, or its dead letter from the producer): no longer
+ * out. Its partition, or NULL when that was revoked meanwhile (w is freed: the next owner
+ * reads the message again). */
+static struct kpart *msg_home(struct kmw *w)
 {
     struct rf_kafka *k = w->kw.k;
     struct kpart *p = w->part < k->nparts ? k->parts[w->part] : NULL;
 
     k->inflight--;
-    if (w->res == KR_NEW || w->res == KR_DUP) /* made (or found) whatever happens next */
-        count(w->res == KR_NEW ? &k->executions : &k->duplicates);
     if (!p || p->gen != w->gen || !p->assigned) {
-        msg_free(w); /* revoked meanwhile: its next owner reads it */
-        return;
+        msg_free(w);
+        return NULL;
     }
     p->out--;
+    return p;
+}
+
+/* Shard 0: w came back from its shard with its outcome. */
+static void msg_back(struct kmw *w)
+{
+    struct rf_kafka *k = w->kw.k;
+    struct kpart *p;
+
+    if (w->res == KR_NEW || w->res == KR_DUP) /* made (or found) whatever happens next */
+        count(w->res == KR_NEW ? &k->executions : &k->duplicates);
+    if (!(p = msg_home(w)))
+        return;
     switch (w->res) {
     case KR_NEW:
     case KR_DUP:
@@ -526,15 +534,11 @@ static void msg_back(struct kmw *w)
 static void dlq_done(struct kmw *w, rd_kafka_resp_err_t err)
 {
     struct rf_kafka *k = w->kw.k;
-    struct kpart *p = w->part < k->nparts ? k->parts[w->part] : NULL;
+    struct kpart *p;
 
-    k->inflight--;
     w->kw.kind = KW_EXEC;
-    if (!p || p->gen != w->gen || !p->assigned) {
-        msg_free(w);
+    if (!(p = msg_home(w)))
         return;
-    }
-    p->out--;
     if (err) {
         /* Not written: the offset must not be committed past it. Sent again later. */
         rf_log_error("\"msg\":\"kafka dead letter not acknowledged; sent again\","
@@ -656,9 +660,9 @@ static void retry_waiting(struct rf_kafka *k)
         if (!p->assigned || p->revoking)
             continue;
         /* At most one pass over what is parked now; stop once one comes straight back. */
-        for (uint32_t budget = p->rn; budget && p->rn; budget--) {
+        for (uint32_t budget = p->retry.n; budget && p->retry.n; budget--) {
             uint64_t parked = k->parked;
-            struct kmw *w = unpark(p);
+            struct kmw *w = kfifo_pop(&p->retry);
             if (w->res == KR_DLQ) {
                 if (dead_letter(k, w) < 0) {
                     park(k, p, w);
@@ -1046,14 +1050,11 @@ static void svc_quit(void *ud, struct rf_shard *sh)
     /* What waits here goes back to shard 0, which drops it (never committed). */
     struct kshard *q = &k->shards[sh->id];
     q->quitting = true;
-    while (q->head) {
-        struct kmw *w = q->head;
-        q->head = w->rnext;
-        q->n--;
+    while (q->wait.n) {
+        struct kmw *w = kfifo_pop(&q->wait);
         w->res = KR_LATER;
         msg_return(w);
     }
-    q->tail = NULL;
     if (sh->id != 0)
         return;
     k->quitting = true;
